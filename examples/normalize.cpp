@@ -1,0 +1,31 @@
+// The README's C++ example: normalize q-like rows on the GPU when one is present, else the CPU.
+#include <cstdio>
+#include <vector>
+
+#include "l2norm/l2norm.hpp"
+
+int main() {
+  try {
+    const l2norm::Device device =
+        l2norm::cuda_available() ? l2norm::Device::cuda(0) : l2norm::Device::cpu();
+    const std::int64_t rows = 2, dim = 2;
+    const std::vector<float> host = {3.0f, 4.0f, 30.0f, 40.0f};
+
+    l2norm::Buffer x(device, l2norm::DType::f32, rows * dim);
+    l2norm::Buffer y(device, l2norm::DType::f32, rows * dim);
+    x.copy_from_host(host.data(), host.size() * sizeof(float));
+
+    l2norm::CommandEncoder encoder(device);
+    l2norm::l2_norm(encoder, x.view({rows, dim}), y.view({rows, dim}), {.eps = 1e-6f});
+    encoder.wait();
+
+    std::vector<float> out(host.size());
+    y.copy_to_host(out.data(), out.size() * sizeof(float));
+    std::printf("%s: %.1f %.1f | %.1f %.1f\n", device.name().c_str(), out[0], out[1], out[2],
+                out[3]);
+    return 0;
+  } catch (const l2norm::Error& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,56 @@
+// Host-side helpers for tests: typed host tensors, float64 reference, ulp distances.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "l2norm/l2norm.hpp"
+
+namespace l2norm::testing {
+
+// Values stored in `dtype`'s bit pattern on the host (f32: 4 bytes, f16/bf16: 2 bytes each).
+class HostTensor {
+ public:
+  HostTensor(DType dtype, std::size_t count);
+  DType dtype() const { return dtype_; }
+  std::size_t count() const { return count_; }
+  void* data() { return bytes_.data(); }
+  const void* data() const { return bytes_.data(); }
+  std::size_t bytes() const { return bytes_.size(); }
+  float get(std::size_t i) const;    // widened exactly to f32
+  void set(std::size_t i, float v);  // rounded to nearest even into dtype
+  void fill_poison();                // a NaN pattern, to catch unwritten outputs
+  bool bitwise_equal(const HostTensor& other) const;
+
+ private:
+  DType dtype_;
+  std::size_t count_;
+  std::vector<std::byte> bytes_;
+};
+
+// Uniform values in [-range, range], rounded into dtype.
+HostTensor random_tensor(DType dtype, std::size_t count, std::uint64_t seed, float range = 2.0f);
+
+// Row-wise float64 reference from the (already rounded) inputs: x / sqrt(sum + eps) or
+// x / max(norm, eps), times scale; not rounded to the storage type.
+std::vector<double> reference_l2_norm(const HostTensor& x, std::int64_t rows, std::int64_t dim,
+                                      const L2NormOptions& options);
+
+// Size of one ulp of `dtype` at magnitude |value| (the subnormal spacing near zero).
+double ulp_at(double value, DType dtype);
+// Accuracy budget in ulps of the output type (docs/DESIGN.md): f32 grows with log2(dim).
+double budget_ulps(DType dtype, std::int64_t dim, bool scaled);
+
+// Expects every element of `got` within budget of `expected` (NaN must match NaN). Reports the
+// worst element. Returns the worst error in ulps.
+double expect_within_budget(const HostTensor& got, const std::vector<double>& expected,
+                            std::int64_t dim, bool scaled, const char* what);
+
+// Runs l2_norm on `device` for a contiguous rows x dim input and returns the output (copying
+// through device buffers when the device is not the CPU).
+HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64_t rows,
+                       std::int64_t dim, const L2NormOptions& options);
+
+}  // namespace l2norm::testing
