@@ -106,13 +106,17 @@ void check_strides(const TensorView& view, const char* name) {
 // Output rows written by different threads must not share memory: with the leading dims sorted by
 // stride, each stride must step past everything the inner dims (and the row itself) cover.
 void check_output_rows_disjoint(const TensorView& output) {
+  // At most three leading dims: an insertion sort by stride keeps this obvious.
   std::array<int, kMaxRank> order{};
   int count = 0;
   for (int i = 0; i < output.rank() - 1; ++i) {
-    if (output.size(i) > 1) order[std::size_t(count++)] = i;
+    if (output.size(i) <= 1) continue;
+    int k = count++;
+    for (; k > 0 && output.stride(order[std::size_t(k - 1)]) > output.stride(i); --k) {
+      order[std::size_t(k)] = order[std::size_t(k - 1)];
+    }
+    order[std::size_t(k)] = i;
   }
-  std::sort(order.begin(), order.begin() + count,
-            [&](int a, int b) { return output.stride(a) < output.stride(b); });
   std::int64_t covered = output.dim();
   for (int k = 0; k < count; ++k) {
     const int i = order[std::size_t(k)];
