@@ -1,0 +1,279 @@
+// l2norm-bench: for each shape, the op's GPU time, its bandwidth and its ratio to a
+// device-to-device cudaMemcpyAsync of the same bytes measured in the same run (large shapes: L2
+// flushed before each run, median of runs; small shapes: CUDA-graph replay of many dispatches).
+// Then host time per dispatch against a bare launch of an empty kernel, and cold / warm first-call
+// latency per variant.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/l2_norm_variants.hpp"
+#include "l2norm/l2norm.hpp"
+
+namespace {
+
+using l2norm::DType;
+
+void check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    std::fprintf(stderr, "%s failed: %s\n", what, cudaGetErrorString(status));
+    std::exit(1);
+  }
+}
+
+struct Shape {
+  std::int64_t rows;
+  std::int64_t dim;
+  DType dtype;
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+class Timer {
+ public:
+  explicit Timer(cudaStream_t stream) : stream_(stream) {
+    check(cudaEventCreate(&start_), "cudaEventCreate");
+    check(cudaEventCreate(&stop_), "cudaEventCreate");
+  }
+  ~Timer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  // Microseconds of GPU time taken by `work` (enqueued on the stream).
+  double time_us(const std::function<void()>& work) {
+    check(cudaEventRecord(start_, stream_), "cudaEventRecord");
+    work();
+    check(cudaEventRecord(stop_, stream_), "cudaEventRecord");
+    check(cudaEventSynchronize(stop_), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start_, stop_), "cudaEventElapsedTime");
+    return static_cast<double>(ms) * 1000.0;
+  }
+
+ private:
+  cudaStream_t stream_;
+  cudaEvent_t start_ = nullptr;
+  cudaEvent_t stop_ = nullptr;
+};
+
+// Median time of one `work` with L2 flushed before each run (a memset larger than L2).
+double flushed_median_us(cudaStream_t stream, Timer& timer, void* flush, std::size_t flush_bytes,
+                         const std::function<void()>& work, int runs) {
+  std::vector<double> times;
+  work();
+  for (int run = 0; run < runs; ++run) {
+    check(cudaMemsetAsync(flush, run & 0xff, flush_bytes, stream), "flush");
+    times.push_back(timer.time_us(work));
+  }
+  return median(times);
+}
+
+// Median time of one `work` from replays of a graph holding `per_graph` of them.
+double graph_median_us(cudaStream_t stream, Timer& timer, const std::function<void()>& work,
+                       int per_graph, int replays) {
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
+  for (int i = 0; i < per_graph; ++i) work();
+  check(cudaStreamEndCapture(stream, &graph), "end capture");
+  cudaGraphExec_t executable = nullptr;
+  check(cudaGraphInstantiate(&executable, graph, 0), "cudaGraphInstantiate");
+  check(cudaGraphLaunch(executable, stream), "cudaGraphLaunch");
+  std::vector<double> times;
+  for (int replay = 0; replay < replays; ++replay) {
+    times.push_back(timer.time_us([&] { check(cudaGraphLaunch(executable, stream), "launch"); }) /
+                    per_graph);
+  }
+  cudaGraphExecDestroy(executable);
+  cudaGraphDestroy(graph);
+  return median(times);
+}
+
+void fill_random(void* device, std::size_t bytes, DType dtype) {
+  // Random normal-ish values in a host staging buffer, written in 64 MiB pieces.
+  const std::size_t element = l2norm::dtype_size(dtype);
+  const std::size_t piece = (std::size_t{64} << 20) / element * element;
+  std::vector<unsigned char> staging(std::min(piece, bytes));
+  std::mt19937 generator(1234);
+  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+  for (std::size_t i = 0; i < staging.size() / element; ++i) {
+    const float value = uniform(generator);
+    if (dtype == DType::f32) {
+      std::memcpy(staging.data() + i * 4, &value, 4);
+    } else {
+      const std::uint16_t bits =
+          dtype == DType::bf16 ? l2norm::f32_to_bf16_bits(value) : l2norm::f32_to_f16_bits(value);
+      std::memcpy(staging.data() + i * 2, &bits, 2);
+    }
+  }
+  for (std::size_t offset = 0; offset < bytes; offset += staging.size()) {
+    const std::size_t count = std::min(staging.size(), bytes - offset);
+    check(cudaMemcpy(static_cast<unsigned char*>(device) + offset, staging.data(), count,
+                     cudaMemcpyHostToDevice),
+          "fill");
+  }
+}
+
+std::string shape_name(const Shape& shape) {
+  return std::to_string(shape.rows) + " x " + std::to_string(shape.dim) + " " +
+         std::string(l2norm::dtype_name(shape.dtype));
+}
+
+}  // namespace
+
+int main() {
+  if (!l2norm::cuda_available()) {
+    std::printf("l2norm-bench: no CUDA device: %s\n", l2norm::cuda_unavailable_reason().c_str());
+    return 0;
+  }
+  const l2norm::Device device = l2norm::Device::cuda(0);
+  cudaDeviceProp properties{};
+  check(cudaGetDeviceProperties(&properties, 0), "cudaGetDeviceProperties");
+  std::printf("# l2norm-bench on %s (sm_%d%d, %d SMs, L2 %d MiB)\n\n", properties.name,
+              properties.major, properties.minor, properties.multiProcessorCount,
+              properties.l2CacheSize >> 20);
+
+  cudaStream_t stream = nullptr;
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  Timer timer(stream);
+  l2norm::CommandEncoder encoder(device, stream);
+  const std::size_t flush_bytes = static_cast<std::size_t>(properties.l2CacheSize) * 4;
+  void* flush = nullptr;
+  check(cudaMalloc(&flush, flush_bytes), "cudaMalloc flush");
+
+  const std::vector<Shape> shapes = {
+      {32, 128, DType::bf16},      {2048, 128, DType::bf16},  {65536, 128, DType::bf16},
+      {524288, 128, DType::bf16},  {524288, 128, DType::f32}, {1000000, 768, DType::f32},
+      {100000, 4096, DType::bf16}, {65536, 100, DType::f32},  {4096, 1000, DType::bf16},
+      {64, 65536, DType::f32},     {8, 1048576, DType::f32},
+  };
+  const l2norm::L2NormOptions options;  // eps 1e-6, add, no scale
+
+  std::printf(
+      "| shape (rows x dim, dtype) | MiB moved | method | copy us | l2_norm us | GB/s | "
+      "ratio copy/op | variant |\n|---|---|---|---|---|---|---|---|\n");
+  for (const Shape& shape : shapes) {
+    const std::int64_t count = shape.rows * shape.dim;
+    const std::size_t bytes = static_cast<std::size_t>(count) * l2norm::dtype_size(shape.dtype);
+    l2norm::Buffer in(device, shape.dtype, count);
+    l2norm::Buffer out(device, shape.dtype, count);
+    fill_random(in.data(), bytes, shape.dtype);
+    l2norm::prewarm_l2_norm(device, shape.dtype, shape.dim, options);
+    const auto op = [&] { l2norm::l2_norm(encoder, in, out, shape.rows, shape.dim, options); };
+    const auto copy = [&] {
+      check(cudaMemcpyAsync(out.data(), in.data(), bytes, cudaMemcpyDeviceToDevice, stream),
+            "cudaMemcpyAsync");
+    };
+    op();
+    const std::string variant = encoder.recorded().back().variant;
+    encoder.wait();
+    const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
+    double op_us = 0;
+    double copy_us = 0;
+    if (large) {
+      copy_us = flushed_median_us(stream, timer, flush, flush_bytes, copy, 30);
+      op_us = flushed_median_us(stream, timer, flush, flush_bytes, op, 30);
+    } else {
+      copy_us = graph_median_us(stream, timer, copy, 200, 20);
+      op_us = graph_median_us(stream, timer, op, 200, 20);
+    }
+    encoder.commit();
+    const double moved = 2.0 * static_cast<double>(bytes);
+    std::printf("| %s | %.1f | %s | %.2f | %.2f | %.0f | %.3f | `%s` |\n",
+                shape_name(shape).c_str(), moved / (1 << 20), large ? "L2 flushed" : "graph replay",
+                copy_us, op_us, moved / (op_us * 1e3), copy_us / op_us, variant.c_str());
+    std::fflush(stdout);
+  }
+
+  // Host cost of one dispatch (32 x 128 bf16) against a bare launch of an empty kernel, both
+  // through cudaLaunchKernel on the same stream; GPU drained between batches.
+  {
+    l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
+    registry.register_source("l2norm_bench_empty.cuh", "extern \"C\" __global__ void empty() {}");
+    void* empty = registry.kernel(device, {"l2norm_bench_empty.cuh", "empty", {}});
+    l2norm::Buffer in(device, DType::bf16, 32 * 128);
+    l2norm::Buffer out(device, DType::bf16, 32 * 128);
+    fill_random(in.data(), in.bytes(), DType::bf16);
+    const auto host_us = [&](const std::function<void()>& work) {
+      std::vector<double> batches;
+      for (int batch = 0; batch < 30; ++batch) {
+        check(cudaStreamSynchronize(stream), "sync");
+        const auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < 200; ++i) work();
+        const auto stop = std::chrono::steady_clock::now();
+        batches.push_back(std::chrono::duration<double, std::micro>(stop - start).count() / 200);
+      }
+      return median(batches);
+    };
+    const double empty_us = host_us([&] {
+      check(cudaLaunchKernel(empty, dim3(1), dim3(32), nullptr, 0, stream), "empty launch");
+    });
+    const double op_us = host_us([&] {
+      l2norm::l2_norm(encoder, in, out, 32, 128, options);
+      encoder.commit();
+    });
+    std::printf(
+        "\n| host time per dispatch | us |\n|---|---|\n| empty kernel, cudaLaunchKernel "
+        "| %.2f |\n| l2_norm 32 x 128 bf16 (validate, record, launch, commit) | %.2f |\n"
+        "| difference | %.2f |\n",
+        empty_us, op_us, op_us - empty_us);
+    encoder.wait();
+  }
+
+  // First-call latency per variant: cold = empty disk cache (NVRTC compile + load), warm = the
+  // entry the cold call wrote (disk read + load). Memory cache cleared before each.
+  {
+    l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
+    const std::string previous_dir = registry.cache_dir();
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / "l2norm-bench-cache";
+    std::filesystem::remove_all(dir);
+    registry.set_cache_dir(dir.string());
+    std::printf("\n| variant | cold first call ms | warm first call ms |\n|---|---|---|\n");
+    std::vector<l2norm::detail::cuda::L2NormVariant> variants;
+    for (const Shape& shape : shapes) {
+      for (const auto& variant : l2norm::detail::cuda::l2_norm_variants_for(
+               shape.dtype, shape.dim, options.eps_mode, false)) {
+        const bool seen = std::any_of(variants.begin(), variants.end(), [&](const auto& other) {
+          return other.packed() == variant.packed();
+        });
+        if (!seen && variant.vector_bytes == 16) variants.push_back(variant);
+      }
+    }
+    variants.push_back(
+        l2norm::detail::cuda::choose_l2_norm_variant(DType::bf16, 128, 2, options.eps_mode, false));
+    for (const auto& variant : variants) {
+      const auto first_call_ms = [&] {
+        registry.clear_memory_cache();
+        const auto start = std::chrono::steady_clock::now();
+        registry.kernel(device, variant.spec());
+        const auto stop = std::chrono::steady_clock::now();
+        return std::chrono::duration<double, std::milli>(stop - start).count();
+      };
+      const double cold = first_call_ms();
+      const double warm = first_call_ms();
+      std::printf("| `%s` | %.1f | %.2f |\n", variant.name().c_str(), cold, warm);
+    }
+    registry.set_cache_dir(previous_dir);
+    std::filesystem::remove_all(dir);
+    const l2norm::RegistryStats stats = registry.stats();
+    std::printf("\nregistry: %llu compiles, %llu disk hits, %llu memory hits, %llu disk rejects\n",
+                static_cast<unsigned long long>(stats.compiles),
+                static_cast<unsigned long long>(stats.disk_hits),
+                static_cast<unsigned long long>(stats.memory_hits),
+                static_cast<unsigned long long>(stats.disk_rejects));
+  }
+  cudaFree(flush);
+  cudaStreamDestroy(stream);
+  return 0;
+}

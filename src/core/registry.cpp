@@ -1,0 +1,361 @@
+// The generic part of KernelRegistry: sources, cache keys, the disk cache (atomic writes, checked
+// entries), the per-device memory cache with one compile per key, and CompileGuard. Compiling and
+// loading go through kernel_backend (NVRTC and the CUDA runtime, or "unsupported").
+#include "l2norm/registry.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+#include "core/kernel_backend.hpp"
+#include "l2norm/error.hpp"
+
+namespace l2norm {
+
+namespace {
+
+thread_local bool compile_disallowed = false;
+
+constexpr std::array<char, 8> kEntryMagic = {'L', '2', 'N', 'K', 'E', 'R', 'N', '1'};
+constexpr std::uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+constexpr std::uint64_t kFnvPrime = 0x100000001b3ull;
+
+std::uint64_t fnv1a(std::string_view bytes, std::uint64_t hash = kFnvOffset) {
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= kFnvPrime;
+  }
+  return hash;
+}
+
+// 128-bit key: two independent 64-bit hashes of the same material (the second over the bytes with
+// a different starting state), written as 32 hex digits.
+struct CacheKey {
+  std::array<std::uint64_t, 2> words{};
+
+  std::string hex() const {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string text;
+    for (const std::uint64_t word : words) {
+      for (int shift = 60; shift >= 0; shift -= 4) text += kDigits[(word >> shift) & 0xf];
+    }
+    return text;
+  }
+};
+
+CacheKey hash_key(const std::string& material) {
+  return {{fnv1a(material), fnv1a(material, fnv1a("l2norm-second-lane"))}};
+}
+
+// Fixed-size header in front of every disk entry; a file whose header, size or checksum
+// disagrees is rejected and recompiled.
+struct EntryHeader {
+  std::array<char, 8> magic;
+  std::array<std::uint64_t, 2> key;
+  std::uint64_t payload_bytes;
+  std::uint64_t payload_checksum;
+};
+
+std::uint64_t checksum(const std::vector<char>& payload) {
+  return fnv1a(std::string_view(payload.data(), payload.size()));
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string text;
+  for (const auto& part : parts) {
+    if (!text.empty()) text += separator;
+    text += part;
+  }
+  return text;
+}
+
+std::string describe(const KernelSpec& spec) {
+  return "kernel '" + spec.entry + "' of '" + spec.source + "' [" + join(spec.defines, " ") + "]";
+}
+
+// The names a source pulls in with #include "name".
+std::vector<std::string> quoted_includes(std::string_view text) {
+  std::vector<std::string> names;
+  std::size_t position = 0;
+  while ((position = text.find("#include", position)) != std::string_view::npos) {
+    position += 8;
+    while (position < text.size() && (text[position] == ' ' || text[position] == '\t')) ++position;
+    if (position >= text.size() || text[position] != '"') continue;
+    const std::size_t end = text.find('"', position + 1);
+    if (end == std::string_view::npos) break;
+    names.emplace_back(text.substr(position + 1, end - position - 1));
+    position = end + 1;
+  }
+  return names;
+}
+
+enum class DiskRead { missing, valid, rejected };
+
+DiskRead read_entry(const std::filesystem::path& path, const CacheKey& key,
+                    std::vector<char>& payload) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return DiskRead::missing;
+  EntryHeader header{};
+  if (!file.read(reinterpret_cast<char*>(&header), sizeof header)) return DiskRead::rejected;
+  if (header.magic != kEntryMagic || header.key != key.words ||
+      header.payload_bytes > (std::uint64_t{1} << 32)) {
+    return DiskRead::rejected;
+  }
+  payload.resize(static_cast<std::size_t>(header.payload_bytes));
+  if (!file.read(payload.data(), static_cast<std::streamsize>(payload.size()))) {
+    return DiskRead::rejected;
+  }
+  if (file.peek() != std::ifstream::traits_type::eof()) return DiskRead::rejected;
+  return checksum(payload) == header.payload_checksum ? DiskRead::valid : DiskRead::rejected;
+}
+
+// Writes to a uniquely named temporary file in the same folder, then renames it over the entry:
+// readers in other processes see the old file or the complete new one, never a partial one.
+// The disk cache is an optimization, so failures leave it untouched and are not errors.
+void write_entry(const std::filesystem::path& path, const CacheKey& key,
+                 const std::vector<char>& payload) {
+  static std::atomic<std::uint64_t> sequence{0};
+  std::error_code error;
+  std::filesystem::create_directories(path.parent_path(), error);
+  const std::filesystem::path temporary =
+      path.string() + ".tmp." + std::to_string(::getpid()) + "." +
+      std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) + "." +
+      std::to_string(sequence.fetch_add(1));
+  {
+    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+    if (!file) return;
+    const EntryHeader header{kEntryMagic, key.words, payload.size(), checksum(payload)};
+    file.write(reinterpret_cast<const char*>(&header), sizeof header);
+    file.write(payload.data(), static_cast<std::streamsize>(payload.size()));
+    if (!file.flush()) {
+      file.close();
+      std::filesystem::remove(temporary, error);
+      return;
+    }
+  }
+  std::filesystem::rename(temporary, path, error);
+  if (error) std::filesystem::remove(temporary, error);
+}
+
+std::string default_cache_dir() {
+  if (const char* dir = std::getenv("L2NORM_CACHE_DIR"); dir != nullptr && *dir != '\0') {
+    return dir;
+  }
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+    return (std::filesystem::path(xdg) / "l2norm").string();
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return (std::filesystem::path(home) / ".cache" / "l2norm").string();
+  }
+  return {};
+}
+
+}  // namespace
+
+struct KernelRegistry::State {
+  mutable std::mutex mutex;
+  std::map<std::string, std::string, std::less<>> sources;
+  std::optional<std::string> cache_dir_override;
+  // Keyed by "device index/cache key"; a pending future means a compile is in flight.
+  std::unordered_map<std::string, std::shared_future<void*>> kernels;
+  std::atomic<std::uint64_t> compiles{0};
+  std::atomic<std::uint64_t> memory_hits{0};
+  std::atomic<std::uint64_t> disk_hits{0};
+  std::atomic<std::uint64_t> disk_rejects{0};
+};
+
+namespace {
+
+// Everything one compile needs, and the key that names its result.
+struct PreparedCompile {
+  detail::kernel_backend::NamedSource source;
+  std::vector<detail::kernel_backend::NamedSource> headers;
+  std::vector<std::string> options;
+  CacheKey key;
+};
+
+PreparedCompile prepare(const KernelRegistry::State& state, const KernelSpec& spec, int arch) {
+  PreparedCompile prepared;
+  prepared.options = detail::kernel_backend::base_options(arch);
+  for (const auto& define : spec.defines) prepared.options.push_back("-D" + define);
+
+  std::set<std::string> closure;
+  {
+    std::lock_guard lock(state.mutex);
+    const auto found = state.sources.find(spec.source);
+    if (found == state.sources.end()) {
+      throw Error(ErrorCode::invalid_argument,
+                  "KernelRegistry: " + describe(spec) + " names an unregistered source");
+    }
+    prepared.source = {found->first, found->second};
+    std::vector<std::string> pending = quoted_includes(found->second);
+    while (!pending.empty()) {
+      const std::string name = std::move(pending.back());
+      pending.pop_back();
+      const auto header = state.sources.find(name);
+      if (header == state.sources.end() || !closure.insert(name).second) continue;
+      prepared.headers.push_back({header->first, header->second});
+      for (auto& nested : quoted_includes(header->second)) pending.push_back(std::move(nested));
+    }
+  }
+
+  std::string material = "l2norm kernel cache 1\nlibrary " L2NORM_VERSION "\ncompiler ";
+  material += detail::kernel_backend::compiler_identity();
+  material += "\narch " + std::to_string(arch) + "\nentry " + spec.entry + "\noptions ";
+  material += join(prepared.options, "\x1f");
+  const auto add_source = [&material](const detail::kernel_backend::NamedSource& source) {
+    material += "\nsource " + source.name + " " + std::to_string(source.text.size()) + "\n";
+    material += source.text;
+  };
+  add_source(prepared.source);
+  std::vector<detail::kernel_backend::NamedSource> sorted_headers = prepared.headers;
+  std::sort(sorted_headers.begin(), sorted_headers.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (const auto& header : sorted_headers) add_source(header);
+  prepared.key = hash_key(material);
+  return prepared;
+}
+
+}  // namespace
+
+KernelRegistry& KernelRegistry::global() {
+  static KernelRegistry registry;
+  return registry;
+}
+
+KernelRegistry::KernelRegistry() : state_(new State) {}
+
+KernelRegistry::~KernelRegistry() {
+  delete state_;
+}
+
+void KernelRegistry::register_source(std::string_view name, std::string_view source) {
+  if (name.empty()) {
+    throw Error(ErrorCode::invalid_argument, "KernelRegistry: a source needs a non-empty name");
+  }
+  std::lock_guard lock(state_->mutex);
+  const auto [position, inserted] = state_->sources.try_emplace(std::string(name), source);
+  if (!inserted && position->second != source) {
+    throw Error(ErrorCode::invalid_argument, "KernelRegistry: source '" + std::string(name) +
+                                                 "' is already registered with other text");
+  }
+}
+
+bool KernelRegistry::has_source(std::string_view name) const {
+  std::lock_guard lock(state_->mutex);
+  return state_->sources.find(name) != state_->sources.end();
+}
+
+std::vector<std::string> KernelRegistry::source_names() const {
+  std::lock_guard lock(state_->mutex);
+  std::vector<std::string> names;
+  for (const auto& entry : state_->sources) names.push_back(entry.first);
+  return names;
+}
+
+std::string KernelRegistry::cache_dir() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->cache_dir_override ? *state_->cache_dir_override : default_cache_dir();
+}
+
+void KernelRegistry::set_cache_dir(std::string path) {
+  std::lock_guard lock(state_->mutex);
+  state_->cache_dir_override = std::move(path);
+}
+
+RegistryStats KernelRegistry::stats() const {
+  return {state_->compiles.load(), state_->memory_hits.load(), state_->disk_hits.load(),
+          state_->disk_rejects.load()};
+}
+
+void KernelRegistry::clear_memory_cache() {
+  std::lock_guard lock(state_->mutex);
+  state_->kernels.clear();
+}
+
+std::vector<char> KernelRegistry::compile_for_arch(const KernelSpec& spec, int arch) {
+  const PreparedCompile prepared = prepare(*state_, spec, arch);
+  state_->compiles.fetch_add(1);
+  return detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options);
+}
+
+void* KernelRegistry::kernel(const Device& device, const KernelSpec& spec) {
+  if (!device.is_cuda()) {
+    throw Error(ErrorCode::unsupported,
+                "KernelRegistry: kernels run on CUDA devices, not on " + device.name());
+  }
+  const PreparedCompile prepared =
+      prepare(*state_, spec, detail::kernel_backend::device_arch(device));
+  const std::string memory_key = std::to_string(device.index()) + "/" + prepared.key.hex();
+
+  std::shared_future<void*> pending;
+  std::promise<void*> promise;
+  {
+    std::lock_guard lock(state_->mutex);
+    if (const auto found = state_->kernels.find(memory_key); found != state_->kernels.end()) {
+      state_->memory_hits.fetch_add(1);
+      pending = found->second;
+    } else if (compile_disallowed) {
+      throw Error(ErrorCode::unsupported,
+                  "KernelRegistry: " + describe(spec) + " is not compiled for " + device.name() +
+                      " and compiling is not allowed here (CUDA-graph capture or CompileGuard); "
+                      "call prewarm_l2_norm first");
+    } else {
+      state_->kernels.emplace(memory_key, promise.get_future().share());
+    }
+  }
+  // Another thread owns this key's compile (or finished it): wait for its result.
+  if (pending.valid()) return pending.get();
+
+  try {
+    std::vector<char> binary;
+    const std::string dir = cache_dir();
+    const std::filesystem::path path =
+        dir.empty() ? std::filesystem::path()
+                    : std::filesystem::path(dir) / (prepared.key.hex() + ".cubin");
+    const DiskRead disk = dir.empty() ? DiskRead::missing : read_entry(path, prepared.key, binary);
+    if (disk == DiskRead::valid) {
+      state_->disk_hits.fetch_add(1);
+    } else {
+      if (disk == DiskRead::rejected) state_->disk_rejects.fetch_add(1);
+      state_->compiles.fetch_add(1);
+      binary = detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options);
+      if (!dir.empty()) write_entry(path, prepared.key, binary);
+    }
+    void* const handle = detail::kernel_backend::load(device, binary, spec.entry);
+    promise.set_value(handle);
+    return handle;
+  } catch (...) {
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->kernels.erase(memory_key);
+    }
+    promise.set_exception(std::current_exception());
+    throw;
+  }
+}
+
+CompileGuard::CompileGuard() noexcept : previous_(compile_disallowed) {
+  compile_disallowed = true;
+}
+
+CompileGuard::~CompileGuard() {
+  compile_disallowed = previous_;
+}
+
+}  // namespace l2norm

@@ -1,0 +1,269 @@
+// The CUDA CommandEncoder and the l2_norm dispatcher: picks the variant, finds its loaded kernel
+// (compiling through KernelRegistry only on first use, never during graph capture) and enqueues
+// it on the encoder's stream with no host synchronization.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/backend.hpp"
+#include "cuda/kernels/l2_norm_args.cuh"
+#include "cuda/l2_norm_variants.hpp"
+#include "cuda/runtime.hpp"
+#include "l2norm/error.hpp"
+#include "l2norm/registry.hpp"
+
+namespace l2norm::detail::cuda {
+
+namespace {
+
+struct LoadedVariant {
+  void* kernel = nullptr;
+  int co_resident_blocks = 0;  // split kernel: blocks one cooperative launch may have
+  std::string name;
+};
+
+// Loaded kernels by (device, variant): a dispatch finds its kernel here without building a
+// KernelSpec or hashing sources. Entries are never removed, so references stay valid.
+class LoadedVariants {
+ public:
+  const LoadedVariant* find(int device_index, const L2NormVariant& variant) {
+    std::lock_guard lock(mutex_);
+    const auto found = variants_.find(key(device_index, variant));
+    return found == variants_.end() ? nullptr : &found->second;
+  }
+
+  const LoadedVariant& load(int device_index, const L2NormVariant& variant) {
+    KernelRegistry& registry = KernelRegistry::global();
+    static std::once_flag registered;
+    std::call_once(registered, [&registry] { register_l2_norm_sources(registry); });
+    LoadedVariant loaded;
+    loaded.kernel = registry.kernel(Device::cuda(device_index), variant.spec());
+    loaded.name = variant.name();
+    if (variant.kind == KernelKind::split) {
+      DeviceScope scope(device_index);
+      int blocks_per_multiprocessor = 0;
+      check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_multiprocessor, loaded.kernel,
+                                                          variant.block_threads, 0),
+            "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+      loaded.co_resident_blocks =
+          blocks_per_multiprocessor * device_properties(device_index).multiprocessors;
+      if (loaded.co_resident_blocks < 1) {
+        throw Error(ErrorCode::unsupported, "l2_norm: " + loaded.name + " cannot run on cuda:" +
+                                                std::to_string(device_index) +
+                                                " (no block fits on a multiprocessor)");
+      }
+    }
+    std::lock_guard lock(mutex_);
+    return variants_.try_emplace(key(device_index, variant), std::move(loaded)).first->second;
+  }
+
+ private:
+  static std::uint64_t key(int device_index, const L2NormVariant& variant) {
+    return variant.packed() * 64 + static_cast<std::uint64_t>(device_index);
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<std::uint64_t, LoadedVariant> variants_;
+};
+
+LoadedVariants& loaded_variants() {
+  static LoadedVariants variants;
+  return variants;
+}
+
+L2NormArgs make_args(const L2NormCall& call) {
+  L2NormArgs args{};
+  args.input = call.input;
+  args.output = call.output;
+  args.rows = call.rows;
+  args.dim = call.dim;
+  args.outer_rank = call.layout.outer_rank;
+  for (int i = 0; i < kMaxOuterRank; ++i) {
+    const auto index = static_cast<std::size_t>(i);
+    args.outer_sizes[i] = call.layout.outer_sizes[index];
+    args.input_strides[i] = call.layout.input_strides[index];
+    args.output_strides[i] = call.layout.output_strides[index];
+  }
+  args.eps = call.eps;
+  args.scale = call.scale;
+  return args;
+}
+
+// Partial sums and barrier counters of the split kernel, one slot per co-resident block.
+class SplitWorkspace {
+ public:
+  explicit SplitWorkspace(int device_index) {
+    const DeviceProperties& properties = device_properties(device_index);
+    capacity_ = static_cast<std::size_t>(properties.multiprocessors) *
+                static_cast<std::size_t>(std::max(properties.max_blocks_per_multiprocessor, 1));
+    const std::size_t bytes =
+        capacity_ * (2 * sizeof(double) + 2 * sizeof(float) + 2 * sizeof(unsigned int));
+    check(cudaMalloc(&memory_, bytes), "cudaMalloc of the l2_norm split workspace");
+    // Once, at creation: the kernel leaves the counters at zero after every dispatch.
+    const cudaError_t status = cudaMemset(memory_, 0, bytes);
+    if (status != cudaSuccess) {
+      cudaFree(memory_);
+      throw_cuda_error(status, "cudaMemset of the l2_norm split workspace");
+    }
+  }
+  ~SplitWorkspace() { cudaFree(memory_); }
+  SplitWorkspace(const SplitWorkspace&) = delete;
+  SplitWorkspace& operator=(const SplitWorkspace&) = delete;
+
+  std::size_t capacity() const { return capacity_; }
+  double* partial_f64() const { return static_cast<double*>(memory_); }
+  float* partial_f32() const { return reinterpret_cast<float*>(partial_f64() + 2 * capacity_); }
+  unsigned int* arrivals() const {
+    return reinterpret_cast<unsigned int*>(partial_f32() + 2 * capacity_);
+  }
+  unsigned int* generations() const { return arrivals() + capacity_; }
+
+ private:
+  void* memory_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
+class CudaEncoder final : public EncoderImpl {
+ public:
+  CudaEncoder(int device_index, void* stream) : device_index_(device_index) {
+    device_properties(device_index);
+    DeviceScope scope(device_index);
+    if (stream == nullptr) {
+      check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+      owns_stream_ = true;
+    } else {
+      stream_ = static_cast<cudaStream_t>(stream);
+    }
+    try {
+      check(cudaEventCreateWithFlags(&batch_end_, cudaEventDisableTiming), "cudaEventCreate");
+      workspace_ = std::make_unique<SplitWorkspace>(device_index);
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  ~CudaEncoder() override { release(); }
+  CudaEncoder(const CudaEncoder&) = delete;
+  CudaEncoder& operator=(const CudaEncoder&) = delete;
+
+  std::string l2_norm(const L2NormCall& call) override {
+    DeviceScope scope(device_index_);
+    const L2NormVariant variant =
+        choose_l2_norm_variant(call.dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled);
+    const LoadedVariant& loaded = find_or_load(variant);
+    L2NormArgs args = make_args(call);
+    if (variant.kind == KernelKind::rows) {
+      const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
+      // The kernel loops over rows, so the grid may stop short of one block per row group.
+      const std::int64_t blocks = std::min<std::int64_t>(
+          (call.rows + rows_per_block - 1) / rows_per_block, std::int64_t{1} << 30);
+      void* parameters[] = {&args};
+      check(cudaLaunchKernel(loaded.kernel, dim3(static_cast<unsigned int>(blocks)),
+                             dim3(static_cast<unsigned int>(variant.block_threads)), parameters, 0,
+                             stream_),
+            "l2_norm kernel launch");
+    } else {
+      launch_split(variant, loaded, call, args);
+    }
+    return loaded.name;
+  }
+
+  void commit() override {
+    DeviceScope scope(device_index_);
+    check(cudaEventRecord(batch_end_, stream_), "cudaEventRecord");
+  }
+
+  void wait() override {
+    commit();
+    check(cudaEventSynchronize(batch_end_), "cudaEventSynchronize");
+  }
+
+  void* cuda_stream() const noexcept override { return stream_; }
+
+ private:
+  const LoadedVariant& find_or_load(const L2NormVariant& variant) {
+    if (const LoadedVariant* loaded = loaded_variants().find(device_index_, variant)) {
+      return *loaded;
+    }
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    check(cudaStreamIsCapturing(stream_, &capture), "cudaStreamIsCapturing");
+    if (capture != cudaStreamCaptureStatusNone) {
+      // A compile (or module load) now would break the capture: the registry raises instead.
+      CompileGuard no_compiling;
+      return loaded_variants().load(device_index_, variant);
+    }
+    return loaded_variants().load(device_index_, variant);
+  }
+
+  void launch_split(const L2NormVariant& variant, const LoadedVariant& loaded,
+                    const L2NormCall& call, L2NormArgs& args) {
+    const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
+    const std::int64_t vectors = call.dim / variant.vector_elements();
+    const std::int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
+    const std::int64_t grid_limit = std::min<std::int64_t>(
+        loaded.co_resident_blocks, static_cast<std::int64_t>(workspace_->capacity()));
+    // Segments per row depend on the device only (never on the row count): a fixed sum order.
+    std::int64_t blocks_per_row =
+        std::min({tiles, grid_limit, std::int64_t{variant.block_threads}});
+    const std::int64_t tiles_per_block = (tiles + blocks_per_row - 1) / blocks_per_row;
+    blocks_per_row = (tiles + tiles_per_block - 1) / tiles_per_block;
+    const std::int64_t rows_per_wave =
+        std::min(std::max<std::int64_t>(grid_limit / blocks_per_row, 1), call.rows);
+
+    L2NormSplitArgs split{};
+    split.blocks_per_row = blocks_per_row;
+    split.tiles_per_block = tiles_per_block;
+    split.rows_per_wave = rows_per_wave;
+    split.partial_f32 = workspace_->partial_f32();
+    split.partial_f64 = workspace_->partial_f64();
+    split.arrivals = workspace_->arrivals();
+    split.generations = workspace_->generations();
+
+    cudaLaunchAttribute cooperative{};
+    cooperative.id = cudaLaunchAttributeCooperative;
+    cooperative.val.cooperative = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned int>(rows_per_wave * blocks_per_row));
+    config.blockDim = dim3(static_cast<unsigned int>(variant.block_threads));
+    config.stream = stream_;
+    config.attrs = &cooperative;
+    config.numAttrs = 1;
+    void* parameters[] = {&args, &split};
+    check(cudaLaunchKernelExC(&config, loaded.kernel, parameters), "l2_norm split kernel launch");
+  }
+
+  void release() noexcept {
+    workspace_.reset();
+    if (batch_end_ != nullptr) cudaEventDestroy(batch_end_);
+    if (owns_stream_ && stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  int device_index_;
+  cudaStream_t stream_ = nullptr;
+  bool owns_stream_ = false;
+  cudaEvent_t batch_end_ = nullptr;
+  std::unique_ptr<SplitWorkspace> workspace_;
+};
+
+}  // namespace
+
+std::unique_ptr<EncoderImpl> make_encoder(int device_index, void* stream) {
+  return std::make_unique<CudaEncoder>(device_index, stream);
+}
+
+void prewarm_l2_norm(int device_index, DType dtype, std::int64_t dim,
+                     const L2NormOptions& options) {
+  device_properties(device_index);
+  const bool scaled = options.scale != 1.0f;
+  for (const L2NormVariant& variant : l2_norm_variants_for(dtype, dim, options.eps_mode, scaled)) {
+    if (loaded_variants().find(device_index, variant) == nullptr) {
+      loaded_variants().load(device_index, variant);
+    }
+  }
+}
+
+}  // namespace l2norm::detail::cuda

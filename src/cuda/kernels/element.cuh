@@ -1,0 +1,119 @@
+// Storage types and exact conversions. f16 and bf16 are raw 16-bit patterns: NVRTC sees no toolkit
+// headers, and the PTX conversions below are the exact round-to-nearest-even ones (NaN stays NaN,
+// subnormals are kept).
+#pragma once
+
+#define L2NORM_F32 0
+#define L2NORM_F16 1
+#define L2NORM_BF16 2
+
+#if L2NORM_DTYPE == L2NORM_F32
+#define L2NORM_ELEMENT_BYTES 4
+#else
+#define L2NORM_ELEMENT_BYTES 2
+#endif
+
+namespace l2norm_kernels {
+
+constexpr int kElementBytes = L2NORM_ELEMENT_BYTES;
+// Elements per vector access; L2NORM_VEC_BYTES is 16 for the aligned variants.
+constexpr int kVec = L2NORM_VEC_BYTES / L2NORM_ELEMENT_BYTES;
+
+__device__ __forceinline__ float half_bits_to_float(unsigned short bits) {
+#if L2NORM_DTYPE == L2NORM_F16
+  float value;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+  return value;
+#else
+  return __uint_as_float(static_cast<unsigned int>(bits) << 16);
+#endif
+}
+
+__device__ __forceinline__ unsigned short float_to_half_bits(float value) {
+  unsigned short bits;
+#if L2NORM_DTYPE == L2NORM_F16
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+#else
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+#endif
+  return bits;
+}
+
+// Rounds to the storage type and back: the value a store followed by a load would give.
+__device__ __forceinline__ float round_to_storage(float value) {
+#if L2NORM_DTYPE == L2NORM_F32
+  return value;
+#else
+  return half_bits_to_float(float_to_half_bits(value));
+#endif
+}
+
+template <int Bytes>
+struct RawVector;
+template <>
+struct RawVector<16> {
+  typedef uint4 type;
+};
+template <>
+struct RawVector<8> {
+  typedef uint2 type;
+};
+template <>
+struct RawVector<4> {
+  typedef unsigned int type;
+};
+template <>
+struct RawVector<2> {
+  typedef unsigned short type;
+};
+
+typedef RawVector<L2NORM_VEC_BYTES>::type raw_vector_t;
+
+// Loads kVec consecutive elements starting at element `offset` (a multiple of kVec) and widens
+// them.
+__device__ __forceinline__ void load_vector(const void* base, long long offset, float* out) {
+  const raw_vector_t raw = *reinterpret_cast<const raw_vector_t*>(static_cast<const char*>(base) +
+                                                                  offset * kElementBytes);
+#if L2NORM_VEC_BYTES == 2
+  out[0] = half_bits_to_float(raw);
+#else
+  {
+    constexpr int kWords = L2NORM_VEC_BYTES / 4;
+    const unsigned int* words = reinterpret_cast<const unsigned int*>(&raw);
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) {
+#if L2NORM_DTYPE == L2NORM_F32
+      out[w] = __uint_as_float(words[w]);
+#else
+      out[2 * w] = half_bits_to_float(static_cast<unsigned short>(words[w] & 0xffffu));
+      out[2 * w + 1] = half_bits_to_float(static_cast<unsigned short>(words[w] >> 16));
+#endif
+    }
+  }
+#endif
+}
+
+// Rounds kVec f32 values to the storage type and stores them at element `offset`.
+__device__ __forceinline__ void store_vector(void* base, long long offset, const float* in) {
+  raw_vector_t raw;
+#if L2NORM_VEC_BYTES == 2
+  raw = float_to_half_bits(in[0]);
+#else
+  {
+    constexpr int kWords = L2NORM_VEC_BYTES / 4;
+    unsigned int* words = reinterpret_cast<unsigned int*>(&raw);
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) {
+#if L2NORM_DTYPE == L2NORM_F32
+      words[w] = __float_as_uint(in[w]);
+#else
+      words[w] = static_cast<unsigned int>(float_to_half_bits(in[2 * w])) |
+                 (static_cast<unsigned int>(float_to_half_bits(in[2 * w + 1])) << 16);
+#endif
+    }
+  }
+#endif
+  *reinterpret_cast<raw_vector_t*>(static_cast<char*>(base) + offset * kElementBytes) = raw;
+}
+
+}  // namespace l2norm_kernels

@@ -1,0 +1,33 @@
+// Kernel parameters shared, byte for byte, by the host launcher (plain C++) and the NVRTC-compiled
+// kernels. Only fixed-size builtin types, so both compilers agree on the layout.
+#pragma once
+
+#define L2NORM_MAX_OUTER_RANK 3
+
+struct L2NormArgs {
+  const void* input;
+  void* output;
+  long long rows;
+  long long dim;
+  // Row r starts at sum_i index_i * stride_i, (index_0, ...) = r unraveled over outer_sizes.
+  int outer_rank;
+  long long outer_sizes[L2NORM_MAX_OUTER_RANK];
+  long long input_strides[L2NORM_MAX_OUTER_RANK];
+  long long output_strides[L2NORM_MAX_OUTER_RANK];
+  float eps;
+  float scale;
+};
+
+// Extra parameters of the split-row kernel: each row is cut into blocks_per_row segments of
+// tiles_per_block tiles; rows_per_wave rows are in flight at once (the co-resident grid is
+// rows_per_wave * blocks_per_row blocks). The workspace belongs to the encoder: partial sums
+// (two parities, indexed by block) and, per row slot, an arrival counter and a generation.
+struct L2NormSplitArgs {
+  long long blocks_per_row;
+  long long tiles_per_block;
+  long long rows_per_wave;
+  float* partial_f32;
+  double* partial_f64;
+  unsigned int* arrivals;
+  unsigned int* generations;
+};

@@ -1,0 +1,71 @@
+// l2_norm_rows: rows of up to L2NORM_THREADS_PER_ROW * L2NORM_ITEMS vectors, each row held in the
+// registers of one group of threads (several rows per block when the group is smaller than the
+// block), so the input is read from memory exactly once.
+//
+// Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_THREADS_PER_ROW (power of two), L2NORM_ITEMS
+// (vectors per thread), L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED.
+#include "reduce.cuh"
+#include "row_math.cuh"
+
+namespace l2norm_kernels {
+constexpr int kThreadsPerRow = L2NORM_THREADS_PER_ROW;
+constexpr int kItems = L2NORM_ITEMS;
+constexpr int kBlockThreads = L2NORM_BLOCK_THREADS;
+constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
+constexpr int kValues = kItems * kVec;
+constexpr int kScratch = kBlockThreads >= 32 ? kBlockThreads / 32 : 1;
+static_assert(kBlockThreads % kThreadsPerRow == 0 && kBlockThreads % 32 == 0, "bad block shape");
+}  // namespace l2norm_kernels
+
+extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
+    l2_norm_rows(const L2NormArgs args) {
+  using namespace l2norm_kernels;
+  __shared__ float scratch_f32[kScratch];
+  __shared__ double scratch_f64[kScratch];
+
+  const int lane = static_cast<int>(threadIdx.x) % kThreadsPerRow;
+  const long long vectors = args.dim / kVec;
+  // Every thread runs the same number of iterations: reductions need the whole warp or block.
+  for (long long first_row = static_cast<long long>(blockIdx.x) * kRowsPerBlock;
+       first_row < args.rows; first_row += static_cast<long long>(gridDim.x) * kRowsPerBlock) {
+    const long long row = first_row + static_cast<int>(threadIdx.x) / kThreadsPerRow;
+    const bool active = row < args.rows;
+    const RowOffsets offsets = active ? row_offsets(args, row) : RowOffsets{0, 0};
+
+    float x[kValues];
+#pragma unroll
+    for (int item = 0; item < kItems; ++item) {
+      const long long vector = lane + static_cast<long long>(item) * kThreadsPerRow;
+      if (active && vector < vectors) {
+        load_vector(args.input, offsets.input + vector * kVec, x + item * kVec);
+      } else {
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) x[item * kVec + e] = 0.0f;
+      }
+    }
+
+    const float sum = group_sum<kThreadsPerRow>(sum_of_squares(x), scratch_f32);
+    RowScale row_scale{false, common_inverse_norm(sum, args.eps), 0.0};
+    const bool rare = active && needs_rare_path(sum);
+    if (group_any<kThreadsPerRow>(rare)) {
+      const double sum_f64 = group_sum<kThreadsPerRow>(sum_of_squares_f64(x), scratch_f64);
+      if (rare) {
+        row_scale.rare = true;
+        row_scale.inverse_f64 = rare_inverse_norm(sum_f64, args.eps);
+      }
+    }
+
+#pragma unroll
+    for (int item = 0; item < kItems; ++item) {
+      const long long vector = lane + static_cast<long long>(item) * kThreadsPerRow;
+      if (active && vector < vectors) {
+        float y[kVec];
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) {
+          y[e] = output_value(row_scale.apply(x[item * kVec + e]), args.scale);
+        }
+        store_vector(args.output, offsets.output + vector * kVec, y);
+      }
+    }
+  }
+}

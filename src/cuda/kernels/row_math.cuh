@@ -1,0 +1,113 @@
+// The per-row arithmetic of docs/DESIGN.md "Semantics", shared by every l2_norm kernel: the fixed
+// pairwise sum of a thread's squares, the common f32 path, the rare f64 path, and the two
+// separately rounded multiplies of the scaled variant.
+#pragma once
+
+#include "element.cuh"
+#include "l2_norm_args.cuh"
+
+namespace l2norm_kernels {
+
+// Pairwise (tree) sum of N values in index order; N is a compile-time constant, so the array stays
+// in registers.
+template <int N, typename T>
+__device__ __forceinline__ T pairwise_sum(T (&values)[N]) {
+#pragma unroll
+  for (int stride = 1; stride < N; stride *= 2) {
+#pragma unroll
+    for (int i = 0; i + stride < N; i += 2 * stride) values[i] += values[i + stride];
+  }
+  return values[0];
+}
+
+template <int N>
+__device__ __forceinline__ float sum_of_squares(const float (&x)[N]) {
+  float squares[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) squares[i] = __fmul_rn(x[i], x[i]);
+  return pairwise_sum(squares);
+}
+
+// f64 squares of f32 values never overflow or underflow.
+template <int N>
+__device__ __forceinline__ double sum_of_squares_f64(const float (&x)[N]) {
+  double squares[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    const double widened = static_cast<double>(x[i]);
+    squares[i] = __dmul_rn(widened, widened);
+  }
+  return pairwise_sum(squares);
+}
+
+// The f32 sum may have overflowed, met a NaN/Inf, or lost its squares to underflow.
+__device__ __forceinline__ bool needs_rare_path(float sum) {
+  return !(sum >= 0x1p-100f && sum <= 3.40282346638528859812e+38f);
+}
+
+__device__ __forceinline__ float common_inverse_norm(float sum, float eps) {
+#if L2NORM_EPS_CLAMP
+  return __fdiv_rn(1.0f, fmaxf(__fsqrt_rn(sum), eps));
+#else
+  return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(sum, eps)));
+#endif
+}
+
+__device__ __forceinline__ double rare_inverse_norm(double sum, float eps) {
+  const double eps_d = static_cast<double>(eps);
+#if L2NORM_EPS_CLAMP
+  return __ddiv_rn(1.0, fmax(__dsqrt_rn(sum), eps_d));
+#else
+  return __ddiv_rn(1.0, __dsqrt_rn(__dadd_rn(sum, eps_d)));
+#endif
+}
+
+// How one row is scaled: by the f32 inverse norm, or (rare rows) by the f64 one.
+struct RowScale {
+  bool rare;
+  float inverse;
+  double inverse_f64;
+
+  __device__ __forceinline__ float apply(float x) const {
+    return rare ? __double2float_rn(__dmul_rn(static_cast<double>(x), inverse_f64))
+                : __fmul_rn(x, inverse);
+  }
+};
+
+// The value to store, before the final rounding to the storage type: y, or round(y) * scale with
+// its own rounding (bit-identical to a separate scale pass over the stored output).
+__device__ __forceinline__ float output_value(float y, float scale) {
+#if L2NORM_SCALED
+  return __fmul_rn(round_to_storage(y), scale);
+#else
+  (void)scale;
+  return y;
+#endif
+}
+
+struct RowOffsets {
+  long long input;
+  long long output;
+};
+
+// Divisions only for views whose leading dims could not be merged into one.
+__device__ __forceinline__ RowOffsets row_offsets(const L2NormArgs& args, long long row) {
+  if (args.outer_rank == 1) {
+    return {row * args.input_strides[0], row * args.output_strides[0]};
+  }
+  RowOffsets offsets{0, 0};
+  // A compile-time trip count keeps the parameter arrays out of local memory.
+#pragma unroll
+  for (int i = L2NORM_MAX_OUTER_RANK - 1; i >= 0; --i) {
+    if (i < args.outer_rank) {
+      const long long size = args.outer_sizes[i];
+      const long long index = row % size;
+      row /= size;
+      offsets.input += index * args.input_strides[i];
+      offsets.output += index * args.output_strides[i];
+    }
+  }
+  return offsets;
+}
+
+}  // namespace l2norm_kernels

@@ -1,0 +1,133 @@
+#include "cuda/l2_norm_variants.hpp"
+
+#include <algorithm>
+
+#include "cuda/embedded_kernels.hpp"
+
+namespace l2norm::detail::cuda {
+
+namespace {
+
+int dtype_code(DType dtype) {
+  switch (dtype) {
+    case DType::f32:
+      return 0;
+    case DType::f16:
+      return 1;
+    case DType::bf16:
+      return 2;
+  }
+  return 0;
+}
+
+int next_power_of_two(std::int64_t value) {
+  int power = 1;
+  while (power < value) power *= 2;
+  return power;
+}
+
+constexpr int kVectorWidths[] = {16, 8, 4, 2};
+
+}  // namespace
+
+std::uint64_t L2NormVariant::packed() const {
+  std::uint64_t key = static_cast<std::uint64_t>(kind);
+  key = key * 4 + static_cast<std::uint64_t>(dtype_code(dtype));
+  key = key * 32 + static_cast<std::uint64_t>(vector_bytes);
+  key = key * 2048 + static_cast<std::uint64_t>(threads_per_row);
+  key = key * 128 + static_cast<std::uint64_t>(items);
+  key = key * 2048 + static_cast<std::uint64_t>(block_threads);
+  key = key * 2 + (eps_mode == EpsMode::clamp ? 1u : 0u);
+  key = key * 2 + (scaled ? 1u : 0u);
+  return key;
+}
+
+KernelSpec L2NormVariant::spec() const {
+  KernelSpec spec;
+  const bool split = kind == KernelKind::split;
+  spec.source = split ? "l2_norm_split.cuh" : "l2_norm_rows.cuh";
+  spec.entry = split ? "l2_norm_split" : "l2_norm_rows";
+  spec.defines = {"L2NORM_DTYPE=" + std::to_string(dtype_code(dtype)),
+                  "L2NORM_VEC_BYTES=" + std::to_string(vector_bytes),
+                  "L2NORM_ITEMS=" + std::to_string(items),
+                  "L2NORM_BLOCK_THREADS=" + std::to_string(block_threads),
+                  std::string("L2NORM_EPS_CLAMP=") + (eps_mode == EpsMode::clamp ? "1" : "0"),
+                  std::string("L2NORM_SCALED=") + (scaled ? "1" : "0")};
+  if (!split) spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
+  return spec;
+}
+
+std::string L2NormVariant::name() const {
+  std::string text = kind == KernelKind::split ? "l2_norm_split<" : "l2_norm_rows<";
+  text += std::string(dtype_name(dtype)) + ",v" + std::to_string(vector_bytes) + ",";
+  text += std::to_string(threads_per_row) + "x" + std::to_string(items) + ",";
+  text += eps_mode == EpsMode::clamp ? "clamp" : "add";
+  if (scaled) text += ",scaled";
+  return text + ">";
+}
+
+L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
+                                     EpsMode eps_mode, bool scaled) {
+  L2NormVariant variant{};
+  variant.dtype = dtype;
+  variant.vector_bytes = vector_bytes;
+  variant.eps_mode = eps_mode;
+  variant.scaled = scaled;
+  const int elements = variant.vector_elements();
+  if (dim <= kMaxRowsKernelDim) {
+    variant.kind = KernelKind::rows;
+    variant.items = kRowsValuesPerThread / elements;
+    const std::int64_t threads_needed = (dim + kRowsValuesPerThread - 1) / kRowsValuesPerThread;
+    variant.threads_per_row = next_power_of_two(threads_needed);
+    variant.block_threads = std::max(variant.threads_per_row, 256);
+  } else {
+    variant.kind = KernelKind::split;
+    variant.items = kSplitValuesPerThread / elements;
+    variant.threads_per_row = kSplitBlockThreads;
+    variant.block_threads = kSplitBlockThreads;
+  }
+  return variant;
+}
+
+std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
+                                                bool scaled) {
+  std::vector<L2NormVariant> variants;
+  const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
+  for (const int width : kVectorWidths) {
+    if (width < element_bytes || (dim * element_bytes) % width != 0) continue;
+    variants.push_back(choose_l2_norm_variant(dtype, dim, width, eps_mode, scaled));
+  }
+  return variants;
+}
+
+std::vector<L2NormVariant> all_l2_norm_variants() {
+  std::vector<L2NormVariant> variants;
+  for (const DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+    const auto element_bytes = static_cast<int>(dtype_size(dtype));
+    for (const int width : kVectorWidths) {
+      if (width < element_bytes) continue;
+      const int elements = width / element_bytes;
+      for (const EpsMode mode : {EpsMode::add, EpsMode::clamp}) {
+        for (const bool scaled : {false, true}) {
+          // One representative dim per threads-per-row class, then one split dim.
+          for (std::int64_t threads = 1; threads <= kMaxThreadsPerRow; threads *= 2) {
+            const std::int64_t dim =
+                std::max<std::int64_t>(elements, threads * kRowsValuesPerThread);
+            variants.push_back(choose_l2_norm_variant(dtype, dim, width, mode, scaled));
+          }
+          variants.push_back(
+              choose_l2_norm_variant(dtype, kMaxRowsKernelDim * 2, width, mode, scaled));
+        }
+      }
+    }
+  }
+  return variants;
+}
+
+void register_l2_norm_sources(KernelRegistry& registry) {
+  for (const EmbeddedSource& source : embedded_kernel_sources()) {
+    registry.register_source(source.name, source.text);
+  }
+}
+
+}  // namespace l2norm::detail::cuda

@@ -1,0 +1,57 @@
+// Which l2_norm kernel runs a call, decided on the host from the dtype, the row length and the
+// vector width the op layer proved safe. The choice depends on `dim` (and the vector width) only,
+// never on the row count, so a row is summed in the same order however many rows come with it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "l2norm/dtype.hpp"
+#include "l2norm/ops.hpp"
+#include "l2norm/registry.hpp"
+
+namespace l2norm::detail::cuda {
+
+enum class KernelKind : std::uint8_t { rows, split };
+
+// Values (elements) each thread keeps in registers: rows kernel, split kernel (per tile).
+inline constexpr int kRowsValuesPerThread = 16;
+inline constexpr int kSplitValuesPerThread = 32;
+inline constexpr int kMaxThreadsPerRow = 1024;
+inline constexpr int kSplitBlockThreads = 512;
+// Rows longer than this are split across blocks.
+inline constexpr std::int64_t kMaxRowsKernelDim =
+    std::int64_t{kMaxThreadsPerRow} * kRowsValuesPerThread;
+
+struct L2NormVariant {
+  KernelKind kind;
+  DType dtype;
+  int vector_bytes;     // 16: aligned 16-byte vectors; 8, 4, 2: the unaligned variants
+  int threads_per_row;  // split: the whole block
+  int items;            // vectors per thread (split: per tile)
+  int block_threads;
+  EpsMode eps_mode;
+  bool scaled;
+
+  int vector_elements() const { return vector_bytes / static_cast<int>(dtype_size(dtype)); }
+  // A unique small key, for caches on the dispatch path.
+  std::uint64_t packed() const;
+  KernelSpec spec() const;
+  // e.g. "l2_norm_rows<bf16,v16,8x2,add>"
+  std::string name() const;
+};
+
+L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
+                                     EpsMode eps_mode, bool scaled);
+// Every variant a call of this dtype, dim and options may pick, whatever its pointers, strides and
+// row count.
+std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
+                                                bool scaled);
+// Every variant the dispatcher can ever pick (for the compile-everything test).
+std::vector<L2NormVariant> all_l2_norm_variants();
+
+// Registers the embedded kernel sources in `registry` (idempotent).
+void register_l2_norm_sources(KernelRegistry& registry);
+
+}  // namespace l2norm::detail::cuda

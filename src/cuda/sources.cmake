@@ -1,0 +1,29 @@
+# The CUDA backend, included by src/CMakeLists.txt when L2NORM_WITH_CUDA. Kernel sources are
+# embedded into a generated .cpp and compiled at run time by NVRTC; host code is plain C++ against
+# the static CUDA runtime and NVRTC.
+set(L2NORM_CUDA_KERNEL_FILES
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/element.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_args.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_rows.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_split.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/reduce.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/row_math.cuh
+)
+set(L2NORM_EMBEDDED_KERNELS ${PROJECT_BINARY_DIR}/generated/l2norm_cuda/embedded_kernels.cpp)
+string(REPLACE ";" "|" l2norm_kernel_inputs "${L2NORM_CUDA_KERNEL_FILES}")
+add_custom_command(
+  OUTPUT ${L2NORM_EMBEDDED_KERNELS}
+  COMMAND ${CMAKE_COMMAND} -DOUTPUT=${L2NORM_EMBEDDED_KERNELS} -DINPUTS=${l2norm_kernel_inputs}
+          -P ${CMAKE_CURRENT_LIST_DIR}/embed_kernels.cmake
+  DEPENDS ${L2NORM_CUDA_KERNEL_FILES} ${CMAKE_CURRENT_LIST_DIR}/embed_kernels.cmake
+  COMMENT "Embedding l2norm CUDA kernel sources"
+  VERBATIM)
+
+target_sources(l2norm PRIVATE
+  cuda/encoder.cpp
+  cuda/l2_norm_variants.cpp
+  cuda/nvrtc_backend.cpp
+  cuda/runtime.cpp
+  ${L2NORM_EMBEDDED_KERNELS}
+)
+target_link_libraries(l2norm PRIVATE CUDA::cudart_static CUDA::nvrtc)

@@ -1,0 +1,114 @@
+// Compiles, through NVRTC and KernelRegistry::compile_for_arch, every l2_norm kernel variant the
+// dispatcher can pick, for sm_80 and sm_90. Needs no GPU: this is the CI check that every kernel
+// the library may JIT at run time does compile.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cuda/l2_norm_variants.hpp"
+#include "l2norm/l2norm.hpp"
+
+namespace l2norm {
+namespace {
+
+using detail::cuda::L2NormVariant;
+
+std::vector<L2NormVariant> distinct(std::vector<L2NormVariant> variants) {
+  std::set<std::uint64_t> seen;
+  std::vector<L2NormVariant> unique;
+  for (const auto& variant : variants) {
+    if (seen.insert(variant.packed()).second) unique.push_back(variant);
+  }
+  return unique;
+}
+
+TEST(CudaKernelVariants, PrewarmSetsCoverEveryVectorWidthTheDimAllows) {
+  const auto bf16_128 = detail::cuda::l2_norm_variants_for(DType::bf16, 128, EpsMode::add, false);
+  EXPECT_EQ(bf16_128.size(), 4u);  // 16, 8, 4, 2 bytes
+  const auto f32_100 = detail::cuda::l2_norm_variants_for(DType::f32, 100, EpsMode::add, true);
+  EXPECT_EQ(f32_100.size(), 3u);  // 16, 8, 4 bytes
+  const auto odd = detail::cuda::l2_norm_variants_for(DType::f16, 101, EpsMode::clamp, false);
+  ASSERT_EQ(odd.size(), 1u);
+  EXPECT_EQ(odd[0].vector_bytes, 2);
+}
+
+TEST(CudaKernelVariants, ChoiceDependsOnDimNotOnRowCount) {
+  const auto short_rows =
+      detail::cuda::choose_l2_norm_variant(DType::bf16, 128, 16, EpsMode::add, false);
+  EXPECT_EQ(short_rows.kind, detail::cuda::KernelKind::rows);
+  EXPECT_EQ(short_rows.threads_per_row * short_rows.items * short_rows.vector_elements(), 128);
+  const auto longest_rows = detail::cuda::choose_l2_norm_variant(
+      DType::f32, detail::cuda::kMaxRowsKernelDim, 16, EpsMode::add, false);
+  EXPECT_EQ(longest_rows.kind, detail::cuda::KernelKind::rows);
+  const auto split = detail::cuda::choose_l2_norm_variant(
+      DType::f32, detail::cuda::kMaxRowsKernelDim + 4, 16, EpsMode::add, false);
+  EXPECT_EQ(split.kind, detail::cuda::KernelKind::split);
+}
+
+// Every dim from 1 to the split threshold (and some beyond) maps onto a variant in the
+// all-variants list, so compiling that list covers everything the dispatcher can pick.
+TEST(CudaKernelVariants, AllVariantsListCoversEveryDispatchChoice) {
+  std::set<std::uint64_t> listed;
+  for (const auto& variant : detail::cuda::all_l2_norm_variants()) listed.insert(variant.packed());
+  for (const DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+    for (std::int64_t dim = 1; dim <= detail::cuda::kMaxRowsKernelDim + 64; ++dim) {
+      for (const auto& variant :
+           detail::cuda::l2_norm_variants_for(dtype, dim, EpsMode::clamp, true)) {
+        ASSERT_TRUE(listed.count(variant.packed())) << variant.name() << " dim " << dim;
+      }
+    }
+    for (const std::int64_t dim :
+         {std::int64_t{1} << 20, std::int64_t{1} << 22, std::int64_t{3000001}}) {
+      for (const auto& variant :
+           detail::cuda::l2_norm_variants_for(dtype, dim, EpsMode::add, false)) {
+        ASSERT_TRUE(listed.count(variant.packed())) << variant.name() << " dim " << dim;
+      }
+    }
+  }
+}
+
+TEST(CudaKernelVariants, EveryVariantCompilesForSm80AndSm90) {
+  KernelRegistry registry;
+  detail::cuda::register_l2_norm_sources(registry);
+  const std::vector<L2NormVariant> variants = distinct(detail::cuda::all_l2_norm_variants());
+  struct Job {
+    const L2NormVariant* variant;
+    int arch;
+  };
+  std::vector<Job> jobs;
+  for (const int arch : {80, 90}) {
+    for (const auto& variant : variants) jobs.push_back({&variant, arch});
+  }
+  std::atomic<std::size_t> next{0};
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;
+  const auto worker = [&] {
+    for (std::size_t i = next++; i < jobs.size(); i = next++) {
+      try {
+        const std::vector<char> cubin =
+            registry.compile_for_arch(jobs[i].variant->spec(), jobs[i].arch);
+        if (cubin.size() < 64) throw std::runtime_error("cubin too small");
+      } catch (const std::exception& error) {
+        std::lock_guard lock(failures_mutex);
+        failures.push_back(jobs[i].variant->name() + " sm_" + std::to_string(jobs[i].arch) + ": " +
+                           error.what());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  const unsigned thread_count = std::max(2u, std::thread::hardware_concurrency());
+  for (unsigned t = 0; t < thread_count; ++t) threads.emplace_back(worker);
+  for (auto& thread : threads) thread.join();
+  for (const auto& failure : failures) ADD_FAILURE() << failure;
+  EXPECT_EQ(registry.stats().compiles, jobs.size());
+  std::printf("compiled %zu variants x 2 archs\n", variants.size());
+}
+
+}  // namespace
+}  // namespace l2norm

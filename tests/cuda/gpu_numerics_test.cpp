@@ -1,0 +1,145 @@
+// CUDA results against the float64 reference where the GPU kernels differ from the shared cases:
+// more than 2^31 elements, misaligned pointers, split long rows (with rare-path rows), and bitwise
+// determinism from run to run.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "gpu_test_support.hpp"
+#include "support/reference.hpp"
+
+namespace l2norm {
+namespace {
+
+using testing::HostTensor;
+
+TEST(CudaNumerics, TensorOverTwoToThe31Elements) {
+  L2NORM_REQUIRE_GPU();
+  const std::int64_t dim = 4096;
+  const std::int64_t rows = (std::int64_t{1} << 31) / dim + 1;  // 2^31 + 4096 elements
+  const std::int64_t count = rows * dim;
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+  L2NORM_CUDA_OK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (free_bytes < static_cast<std::size_t>(count) * 2 * 2 + (std::size_t{1} << 30)) {
+    GTEST_SKIP() << "needs about 9 GiB of free GPU memory, " << free_bytes << " bytes free";
+  }
+  // bf16 patterns from a per-element hash, filled by several threads (4 GiB).
+  std::vector<std::uint16_t> host(static_cast<std::size_t>(count));
+  const auto fill = [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      std::uint64_t h = (i + 1) * 0x9e3779b97f4a7c15ull;
+      h ^= h >> 29;
+      const float value = static_cast<float>(h % 20001) / 10000.0f - 1.0f;
+      host[i] = f32_to_bf16_bits(value);
+    }
+  };
+  std::vector<std::thread> fillers;
+  const std::size_t parts = 8;
+  for (std::size_t p = 0; p < parts; ++p) {
+    fillers.emplace_back(fill, host.size() * p / parts, host.size() * (p + 1) / parts);
+  }
+  for (auto& filler : fillers) filler.join();
+
+  Buffer in(Device::cuda(0), DType::bf16, count);
+  Buffer out(Device::cuda(0), DType::bf16, count);
+  in.copy_from_host(host.data(), host.size() * 2);
+  CommandEncoder encoder(Device::cuda(0));
+  l2_norm(encoder, in, out, rows, dim);
+  encoder.wait();
+
+  // Rows at the start, around element 2^31, and at the end.
+  for (const std::int64_t row :
+       {std::int64_t{0}, std::int64_t{1}, rows / 2, rows - 3, rows - 2, rows - 1}) {
+    HostTensor x(DType::bf16, static_cast<std::size_t>(dim));
+    std::memcpy(x.data(), host.data() + row * dim, static_cast<std::size_t>(dim) * 2);
+    HostTensor got(DType::bf16, static_cast<std::size_t>(dim));
+    L2NORM_CUDA_OK(cudaMemcpy(got.data(), static_cast<const std::uint16_t*>(out.data()) + row * dim,
+                              static_cast<std::size_t>(dim) * 2, cudaMemcpyDeviceToHost));
+    testing::expect_within_budget(got, testing::reference_l2_norm(x, 1, dim, {}), dim, false,
+                                  ("row " + std::to_string(row)).c_str());
+  }
+}
+
+TEST(CudaNumerics, MisalignedPointersOneToSevenElements) {
+  L2NORM_REQUIRE_GPU();
+  const L2NormOptions options{1e-6f, 0.5f, EpsMode::add};
+  for (const DType dtype : {DType::f32, DType::bf16, DType::f16}) {
+    for (const std::int64_t dim :
+         {std::int64_t{128}, std::int64_t{100}, std::int64_t{1000}, std::int64_t{40000}}) {
+      const std::int64_t rows = dim > 10000 ? 3 : 37;
+      const HostTensor input =
+          testing::random_tensor(dtype, static_cast<std::size_t>(rows * dim), 3);
+      const auto expected = testing::reference_l2_norm(input, rows, dim, options);
+      Buffer in(Device::cuda(0), dtype, rows * dim + 8);
+      Buffer out(Device::cuda(0), dtype, rows * dim + 8);
+      for (std::int64_t offset = 1; offset <= 7; ++offset) {
+        const std::size_t bytes_offset = static_cast<std::size_t>(offset) * dtype_size(dtype);
+        char* in_data = static_cast<char*>(in.data()) + bytes_offset;
+        // Output shifted differently from the input: the common alignment decides the variant.
+        const std::size_t out_offset =
+            static_cast<std::size_t>((offset * 3) % 8) * dtype_size(dtype);
+        char* out_data = static_cast<char*>(out.data()) + out_offset;
+        L2NORM_CUDA_OK(cudaMemcpy(in_data, input.data(), input.bytes(), cudaMemcpyHostToDevice));
+        CommandEncoder encoder(Device::cuda(0));
+        l2_norm(encoder, TensorView(in_data, dtype, Device::cuda(0), {rows, dim}),
+                TensorView(out_data, dtype, Device::cuda(0), {rows, dim}), options);
+        encoder.wait();
+        HostTensor got(dtype, input.count());
+        L2NORM_CUDA_OK(cudaMemcpy(got.data(), out_data, got.bytes(), cudaMemcpyDeviceToHost));
+        const std::string what = std::string(dtype_name(dtype)) + " dim " + std::to_string(dim) +
+                                 " offset " + std::to_string(offset);
+        testing::expect_within_budget(got, expected, dim, true, what.c_str());
+      }
+    }
+  }
+}
+
+TEST(CudaNumerics, LongRowsAgainstFloat64Reference) {
+  L2NORM_REQUIRE_GPU();
+  for (const std::int64_t dim : {std::int64_t{1} << 20, std::int64_t{1} << 22}) {
+    for (const DType dtype : {DType::f32, DType::bf16}) {
+      const std::int64_t rows = 4;
+      HostTensor input = testing::random_tensor(dtype, static_cast<std::size_t>(rows * dim), 17);
+      // Row 1 overflows the f32 sum of squares, row 2 underflows it, row 3 is zero: rare path.
+      for (std::int64_t i = 0; i < dim; ++i) {
+        const auto at = [&](std::int64_t row) { return static_cast<std::size_t>(row * dim + i); };
+        input.set(at(1), input.get(at(1)) * 1e20f);
+        input.set(at(2), input.get(at(2)) * 1e-30f);
+        input.set(at(3), 0.0f);
+      }
+      const L2NormOptions options{1e-6f, 1.0f, EpsMode::add};
+      const HostTensor got = testing::run_l2_norm(Device::cuda(0), input, rows, dim, options);
+      const std::string what = std::string(dtype_name(dtype)) + " dim " + std::to_string(dim);
+      testing::expect_within_budget(got, testing::reference_l2_norm(input, rows, dim, options), dim,
+                                    false, what.c_str());
+    }
+  }
+}
+
+TEST(CudaNumerics, BitwiseDeterministicRunToRun) {
+  L2NORM_REQUIRE_GPU();
+  struct Case {
+    DType dtype;
+    std::int64_t rows;
+    std::int64_t dim;
+  };
+  for (const Case c : {Case{DType::bf16, 4096, 128}, Case{DType::f32, 1000, 4096},
+                       Case{DType::f32, 40, 65536}, Case{DType::f32, 9, 1 << 20}}) {
+    const HostTensor input =
+        testing::random_tensor(c.dtype, static_cast<std::size_t>(c.rows * c.dim), 23);
+    const L2NormOptions options{1e-6f, 0.75f, EpsMode::clamp};
+    const HostTensor first = testing::run_l2_norm(Device::cuda(0), input, c.rows, c.dim, options);
+    for (int run = 0; run < 3; ++run) {
+      EXPECT_TRUE(
+          testing::run_l2_norm(Device::cuda(0), input, c.rows, c.dim, options).bitwise_equal(first))
+          << dtype_name(c.dtype) << " " << c.rows << "x" << c.dim << " run " << run;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace l2norm
