@@ -26,4 +26,5 @@ target_sources(l2norm PRIVATE
   cuda/runtime.cpp
   ${L2NORM_EMBEDDED_KERNELS}
 )
-target_link_libraries(l2norm PRIVATE CUDA::cudart_static CUDA::nvrtc)
+include(${PROJECT_SOURCE_DIR}/cmake/L2normNvrtc.cmake)
+target_link_libraries(l2norm PRIVATE CUDA::cudart_static l2norm::nvrtc)
