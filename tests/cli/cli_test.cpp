@@ -1,0 +1,411 @@
+// End-to-end runs of the built l2norm binary: results against the float64 reference, chunking,
+// exit statuses, one-line errors, and that failures and interrupts leave no output behind.
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "byte_source.hpp"
+#include "fvecs.hpp"
+#include "npy.hpp"
+#include "npy_bytes.hpp"
+#include "row_io.hpp"
+#include "support/reference.hpp"
+#include "temp_folder.hpp"
+
+extern char** environ;
+
+namespace l2norm {
+namespace {
+
+using io::ElementType;
+using testing::HostTensor;
+using testing::read_file;
+using testing::TempFolder;
+using testing::write_file;
+
+struct RunResult {
+  int status = -1;  // exit status, or 128 + signal
+  std::string out;
+  std::string err;
+};
+
+std::string text_of(const std::string& path) {
+  const std::vector<std::byte> bytes = read_file(path);
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+pid_t spawn(const std::vector<std::string>& argv, const TempFolder& logs) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, logs.file("stdout.log").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, logs.file("stderr.log").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int failed = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(failed, 0) << "cannot start " << argv[0];
+  return pid;
+}
+
+RunResult wait_for(pid_t pid, const TempFolder& logs) {
+  int wait_status = 0;
+  RunResult result;
+  if (::waitpid(pid, &wait_status, 0) == pid) {
+    result.status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+  }
+  result.out = text_of(logs.file("stdout.log"));
+  result.err = text_of(logs.file("stderr.log"));
+  return result;
+}
+
+// Runs the binary with `arguments`; logs go to their own folder so data folders stay clean.
+RunResult run_cli(const std::vector<std::string>& arguments) {
+  const TempFolder logs;
+  std::vector<std::string> argv = {L2NORM_CLI_PATH};
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  return wait_for(spawn(argv, logs), logs);
+}
+
+RunResult run_shell(const std::string& script) {
+  const TempFolder logs;
+  return wait_for(spawn({"/bin/sh", "-c", script}, logs), logs);
+}
+
+void write_npy(const std::string& path, const HostTensor& values, std::vector<std::int64_t> shape,
+               ElementType element) {
+  std::vector<std::byte> bytes = io::make_npy_header(element, shape);
+  const auto* data = static_cast<const std::byte*>(values.data());
+  bytes.insert(bytes.end(), data, data + values.bytes());
+  write_file(path, bytes);
+}
+
+struct LoadedArray {
+  io::ArrayInfo info;
+  std::vector<std::byte> values;
+};
+
+LoadedArray load(const std::string& path, std::optional<ElementType> declared = {}) {
+  const io::FileSource source(path);
+  LoadedArray array{io::read_array_info(source, declared), {}};
+  const io::RowReader reader(source, array.info.layout);
+  array.values.resize(reader.buffer_bytes(array.info.layout.rows));
+  reader.read_rows(0, array.info.layout.rows, array.values);
+  array.values.resize(static_cast<std::size_t>(array.info.layout.rows) *
+                      array.info.layout.row_value_bytes());
+  return array;
+}
+
+HostTensor as_tensor(const LoadedArray& array, DType dtype) {
+  HostTensor tensor(dtype, array.values.size() / dtype_size(dtype));
+  std::memcpy(tensor.data(), array.values.data(), array.values.size());
+  return tensor;
+}
+
+bool has_temporary(const TempFolder& folder) {
+  for (const std::string& name : folder.entries()) {
+    if (name.find(".tmp.") != std::string::npos) return true;
+  }
+  return false;
+}
+
+void expect_one_error_line(const RunResult& result, const std::string& path,
+                           const std::string& what) {
+  EXPECT_EQ(result.err.rfind("l2norm: error: " + path + ": ", 0), 0u) << result.err;
+  EXPECT_NE(result.err.find(what), std::string::npos) << result.err;
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+}
+
+TEST(Cli, HelpAndUsage) {
+  const RunResult help = run_cli({"--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("normalize IN -o OUT"), std::string::npos);
+  const RunResult normalize_help = run_cli({"normalize", "--help"});
+  EXPECT_EQ(normalize_help.status, 0);
+  EXPECT_NE(normalize_help.out.find("'<V2'"), std::string::npos);
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{},
+        {"frobnicate"},
+        {"normalize"},
+        {"normalize", "a.npy"},
+        {"normalize", "a.npy", "-o", "b.txt"},
+        {"normalize", "a.npy", "-o", "b.npy", "--eps", "x"},
+        {"normalize", "a.npy", "-o", "b.npy", "--eps", "-1"},
+        {"normalize", "a.npy", "-o", "b.npy", "--device", "tpu"},
+        {"normalize", "a.npy", "-o", "b.fvecs", "--out-dtype", "f16"},
+        {"normalize", "a.npy", "-o", "b.npy", "--bogus"},
+        {"stats"},
+        {"info", "x"}}) {
+    const RunResult result = run_cli(bad);
+    EXPECT_EQ(result.status, 2) << ::testing::PrintToString(bad);
+    EXPECT_NE(result.err.find("usage: l2norm"), std::string::npos) << result.err;
+  }
+}
+
+TEST(Cli, InfoListsTheCpu) {
+  const RunResult result = run_cli({"info"});
+  EXPECT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(result.out.rfind("l2norm ", 0), 0u) << result.out;
+  EXPECT_NE(result.out.find("cpu"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("cuda"), std::string::npos) << result.out;
+}
+
+struct DtypeCase {
+  ElementType stored;
+  DType compute;
+  const char* in_dtype_flag;
+};
+
+TEST(Cli, NormalizesEachDtypeWithinBudget) {
+  const DtypeCase cases[] = {{ElementType::f32, DType::f32, nullptr},
+                             {ElementType::f16, DType::f16, nullptr},
+                             {ElementType::bf16, DType::bf16, "bf16"}};
+  for (const DtypeCase& c : cases) {
+    const TempFolder folder;
+    const std::int64_t rows = 300, dim = 96;
+    const HostTensor input = testing::random_tensor(c.compute, rows * dim, 11);
+    write_npy(folder.file("in.npy"), input, {3, 100, dim}, c.stored);
+    std::vector<std::string> args = {
+        "normalize", folder.file("in.npy"), "-o",  folder.file("out.npy"), "--device",
+        "cpu",       "--chunk-size",        "5000"};
+    if (c.in_dtype_flag) args.insert(args.end(), {"--in-dtype", c.in_dtype_flag});
+    const RunResult result = run_cli(args);
+    ASSERT_EQ(result.status, 0) << result.err;
+    EXPECT_NE(result.out.find("normalized 300 rows x 96"), std::string::npos) << result.out;
+    const LoadedArray output = load(folder.file("out.npy"), c.stored);
+    EXPECT_EQ(output.info.shape, (std::vector<std::int64_t>{3, 100, dim}));
+    EXPECT_EQ(output.info.layout.element, c.stored);
+    testing::expect_within_budget(as_tensor(output, c.compute),
+                                  testing::reference_l2_norm(input, rows, dim, {}), dim, false,
+                                  "cli");
+  }
+}
+
+TEST(Cli, WidensMixedTypesToF32AndRoundsOnce) {
+  const TempFolder folder;
+  const std::int64_t rows = 64, dim = 40;
+  const HostTensor input = testing::random_tensor(DType::f16, rows * dim, 5);
+  write_npy(folder.file("in.npy"), input, {rows, dim}, ElementType::f16);
+  const RunResult result =
+      run_cli({"normalize", folder.file("in.npy"), "-o", folder.file("out.npy"), "--out-dtype",
+               "bf16", "--eps", "1e-3", "--eps-mode", "clamp", "--scale", "0.5", "-q"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_TRUE(result.out.empty()) << result.out;
+  const LoadedArray output = load(folder.file("out.npy"), ElementType::bf16);
+  L2NormOptions options;
+  options.eps = 1e-3f;
+  options.eps_mode = EpsMode::clamp;
+  options.scale = 0.5f;
+  testing::expect_within_budget(as_tensor(output, DType::bf16),
+                                testing::reference_l2_norm(input, rows, dim, options), dim, true,
+                                "f16 -> bf16");
+}
+
+TEST(Cli, ChunkSizeDoesNotChangeTheResult) {
+  const TempFolder folder;
+  const std::int64_t rows = 257, dim = 33;
+  write_npy(folder.file("in.npy"), testing::random_tensor(DType::f32, rows * dim, 3), {rows, dim},
+            ElementType::f32);
+  std::vector<std::vector<std::byte>> outputs;
+  for (const char* chunk : {"1", "1000", "64M"}) {
+    const std::string out = folder.file(std::string("out_") + chunk + ".npy");
+    const RunResult result =
+        run_cli({"normalize", folder.file("in.npy"), "-o", out, "--chunk-size", chunk, "-q"});
+    ASSERT_EQ(result.status, 0) << result.err;
+    outputs.push_back(read_file(out));
+  }
+  EXPECT_EQ(outputs[0], outputs[1]);
+  EXPECT_EQ(outputs[0], outputs[2]);
+}
+
+TEST(Cli, FvecsInAndOut) {
+  const TempFolder folder;
+  write_file(folder.file("in.fvecs"), testing::fvecs_image({{3, 4}, {0, 0}, {-6, 8}}));
+  ASSERT_EQ(run_cli({"normalize", folder.file("in.fvecs"), "-o", folder.file("out.fvecs"), "--eps",
+                     "0", "--chunk-size", "1", "-q"})
+                .status,
+            0);
+  const std::vector<std::byte> expected =
+      testing::fvecs_image({{0.6f, 0.8f}, {NAN, NAN}, {-0.6f, 0.8f}});
+  const std::vector<std::byte> got = read_file(folder.file("out.fvecs"));
+  ASSERT_EQ(got.size(), expected.size());
+  const LoadedArray array = load(folder.file("out.fvecs"));
+  float values[6];
+  std::memcpy(values, array.values.data(), sizeof values);
+  EXPECT_EQ(values[0], 0.6f);
+  EXPECT_EQ(values[1], 0.8f);
+  EXPECT_TRUE(std::isnan(values[2]));  // a zero row with eps == 0 is 0/0, as documented
+  EXPECT_EQ(values[4], -0.6f);
+  ASSERT_EQ(
+      run_cli({"normalize", folder.file("out.fvecs"), "-o", folder.file("back.npy"), "-q"}).status,
+      0);
+  EXPECT_EQ(load(folder.file("back.npy")).info.shape, (std::vector<std::int64_t>{3, 2}));
+}
+
+TEST(Cli, F64IsComputedInF32AndWrittenAsF32) {
+  const TempFolder folder;
+  std::vector<std::byte> bytes = io::make_npy_header(ElementType::f64, {{2, 2}});
+  const double values[] = {3e20, 4e20, 1.0, 0.0};
+  const auto* raw = reinterpret_cast<const std::byte*>(values);
+  bytes.insert(bytes.end(), raw, raw + sizeof values);
+  write_file(folder.file("in.npy"), bytes);
+  ASSERT_EQ(
+      run_cli({"normalize", folder.file("in.npy"), "-o", folder.file("out.npy"), "-q"}).status, 0);
+  const LoadedArray output = load(folder.file("out.npy"));
+  EXPECT_EQ(output.info.layout.element, ElementType::f32);
+  float result[4];
+  std::memcpy(result, output.values.data(), sizeof result);
+  EXPECT_NEAR(result[0], 0.6f, 1e-7f);
+  EXPECT_NEAR(result[1], 0.8f, 1e-7f);
+  EXPECT_NEAR(result[2], 1.0f, 1e-6f);
+}
+
+TEST(Cli, ZeroRowsGiveAnEmptyArray) {
+  const TempFolder folder;
+  write_npy(folder.file("in.npy"), HostTensor(DType::f32, 0), {0, 8}, ElementType::f32);
+  const RunResult result =
+      run_cli({"normalize", folder.file("in.npy"), "-o", folder.file("out.npy")});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(load(folder.file("out.npy")).info.shape, (std::vector<std::int64_t>{0, 8}));
+}
+
+TEST(Cli, MalformedInputIsExitTwoWithOneLineAndNoOutput) {
+  const TempFolder folder;
+  const std::string input = folder.file("bad.npy");
+  write_file(input, testing::npy_image(
+                        1, 0, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2)}", 16));
+  const std::vector<std::byte> before = read_file(input);
+  const RunResult result = run_cli({"normalize", input, "-o", folder.file("out.npy")});
+  EXPECT_EQ(result.status, 2);
+  expect_one_error_line(result, input, "fortran_order is True");
+  EXPECT_EQ(folder.entries(), std::vector<std::string>{"bad.npy"});
+  EXPECT_EQ(read_file(input), before);
+
+  const RunResult v2 =
+      run_cli({"normalize", input, "-o", folder.file("out.npy"), "--in-dtype", "f16"});
+  EXPECT_EQ(v2.status, 2);
+  const RunResult missing =
+      run_cli({"normalize", folder.file("none.npy"), "-o", folder.file("out.npy")});
+  EXPECT_EQ(missing.status, 1);
+  expect_one_error_line(missing, folder.file("none.npy"), "cannot open");
+}
+
+TEST(Cli, BfloatArraysNeedTheInDtypeFlag) {
+  const TempFolder folder;
+  write_npy(folder.file("in.npy"), testing::random_tensor(DType::bf16, 8, 1), {2, 4},
+            ElementType::bf16);
+  const RunResult result =
+      run_cli({"normalize", folder.file("in.npy"), "-o", folder.file("out.npy")});
+  EXPECT_EQ(result.status, 2);
+  expect_one_error_line(result, folder.file("in.npy"), "pass --in-dtype bf16");
+}
+
+TEST(Cli, ErrorMidwayLeavesAnExistingOutputUntouched) {
+  const TempFolder folder;
+  // 400 good records of dim 4, then one of dim 9 that occupies the bytes of two dim-4 records.
+  std::vector<std::vector<float>> rows(400, {1, 2, 3, 4});
+  rows.push_back({1, 2, 3, 4, 5, 6, 7, 8, 9});
+  write_file(folder.file("in.fvecs"), testing::fvecs_image(rows));
+  write_file(folder.file("out.npy"), testing::as_bytes("precious"));
+  const RunResult result = run_cli({"normalize", folder.file("in.fvecs"), "-o",
+                                    folder.file("out.npy"), "--chunk-size", "200", "-q"});
+  EXPECT_EQ(result.status, 2);
+  expect_one_error_line(result, folder.file("in.fvecs"), "record 400 has dimension 9");
+  EXPECT_EQ(read_file(folder.file("out.npy")), testing::as_bytes("precious"));
+  EXPECT_FALSE(has_temporary(folder));
+}
+
+TEST(Cli, OutputSameAsInputIsRefused) {
+  const TempFolder folder;
+  write_file(folder.file("in.fvecs"), testing::fvecs_image({{3, 4}}));
+  const std::vector<std::byte> before = read_file(folder.file("in.fvecs"));
+  std::filesystem::create_hard_link(folder.file("in.fvecs"), folder.file("link.fvecs"));
+  for (const char* out : {"in.fvecs", "link.fvecs"}) {
+    const RunResult result =
+        run_cli({"normalize", folder.file("in.fvecs"), "-o", folder.file(out)});
+    EXPECT_EQ(result.status, 2);
+    EXPECT_NE(result.err.find("the output is the input file"), std::string::npos) << result.err;
+  }
+  EXPECT_EQ(read_file(folder.file("in.fvecs")), before);
+  EXPECT_FALSE(has_temporary(folder));
+}
+
+TEST(Cli, WriteFailureIsExitOneAndLeavesNothing) {
+  const TempFolder folder;
+  const std::int64_t rows = 4000, dim = 64;
+  write_npy(folder.file("in.npy"), testing::random_tensor(DType::f32, rows * dim, 9), {rows, dim},
+            ElementType::f32);
+  // ulimit -f counts 512-byte blocks: the 1 MiB output stops at 256 KiB, like a full disk.
+  const RunResult result =
+      run_shell("ulimit -f 512 && exec '" + std::string(L2NORM_CLI_PATH) + "' normalize '" +
+                folder.file("in.npy") + "' -o '" + folder.file("out.npy") + "' --chunk-size 64K");
+  EXPECT_EQ(result.status, 1) << result.err;
+  EXPECT_NE(result.err.find("write failed"), std::string::npos) << result.err;
+  EXPECT_EQ(folder.entries(), std::vector<std::string>{"in.npy"});
+}
+
+TEST(Cli, MissingOutputFolderIsExitOne) {
+  const TempFolder folder;
+  write_file(folder.file("in.fvecs"), testing::fvecs_image({{3, 4}}));
+  const RunResult result =
+      run_cli({"normalize", folder.file("in.fvecs"), "-o", folder.file("missing/out.npy")});
+  EXPECT_EQ(result.status, 1);
+  expect_one_error_line(result, folder.file("missing/out.npy"), "temporary file");
+}
+
+class CliInterrupt : public ::testing::TestWithParam<int> {};
+
+TEST_P(CliInterrupt, StopsCleansUpAndExits130) {
+  const TempFolder folder;
+  const TempFolder logs;
+  const std::int64_t rows = 400000, dim = 16;
+  write_npy(folder.file("in.npy"), testing::random_tensor(DType::f32, rows * dim, 2), {rows, dim},
+            ElementType::f32);
+  // One row per chunk makes the run long enough to be interrupted part way.
+  const pid_t pid = spawn({L2NORM_CLI_PATH, "normalize", folder.file("in.npy"), "-o",
+                           folder.file("out.npy"), "--chunk-size", "1", "--device", "cpu"},
+                          logs);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!has_temporary(folder) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(has_temporary(folder)) << "the run never started writing";
+  ::kill(pid, GetParam());
+  const RunResult result = wait_for(pid, logs);
+  EXPECT_EQ(result.status, 130) << result.err;
+  EXPECT_NE(result.err.find("interrupted"), std::string::npos) << result.err;
+  EXPECT_EQ(folder.entries(), std::vector<std::string>{"in.npy"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, CliInterrupt, ::testing::Values(SIGINT, SIGTERM));
+
+TEST(Cli, StatsShowsUnitNormsAfterNormalize) {
+  const TempFolder folder;
+  write_npy(folder.file("in.npy"), testing::random_tensor(DType::f32, 50 * 20, 4), {50, 20},
+            ElementType::f32);
+  ASSERT_EQ(
+      run_cli({"normalize", folder.file("in.npy"), "-o", folder.file("out.npy"), "-q"}).status, 0);
+  const RunResult result = run_cli({"stats", folder.file("out.npy")});
+  EXPECT_EQ(result.status, 0) << result.err;
+  EXPECT_NE(result.out.find("rows: 50  dim: 20"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("row L2 norm: min 0.99999"), std::string::npos) << result.out;
+}
+
+}  // namespace
+}  // namespace l2norm
