@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/kernels/l2_norm_args.cuh"
 #include "cuda/l2_norm_variants.hpp"
 #include "l2norm/l2norm.hpp"
 
@@ -194,6 +195,82 @@ int main() {
                 shape_name(shape).c_str(), moved / (1 << 20), large ? "L2 flushed" : "graph replay",
                 copy_us, op_us, moved / (op_us * 1e3), copy_us / op_us, variant.c_str());
     std::fflush(stdout);
+  }
+
+  // Decode shapes: what programmatic dependent launch buys. The variant the encoder picks,
+  // launched directly in a chain of 200 kernel nodes, once plainly and once with programmatic
+  // stream serialization (what the encoder does on sm_90 and newer), next to the copy node chain
+  // and the encoder's own dispatches, all in this run.
+  {
+    l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
+    l2norm::detail::cuda::register_l2_norm_sources(registry);
+    std::printf(
+        "\n| decode shape (graph of 200) | copy us | plain launch us | programmatic launch us | "
+        "encoder us | encoder / copy |\n|---|---|---|---|---|---|\n");
+    for (const Shape& shape : {Shape{32, 128, DType::bf16}, Shape{2048, 128, DType::bf16}}) {
+      const std::int64_t count = shape.rows * shape.dim;
+      l2norm::Buffer in(device, shape.dtype, count);
+      l2norm::Buffer out(device, shape.dtype, count);
+      fill_random(in.data(), in.bytes(), shape.dtype);
+      const auto variant = l2norm::detail::cuda::choose_l2_norm_variant(
+          shape.dtype, shape.dim, 16, options.eps_mode, options.scale != 1.0f);
+      void* kernel = registry.kernel(device, variant.spec());
+      L2NormArgs args{};
+      args.input = in.data();
+      args.output = out.data();
+      args.rows = shape.rows;
+      args.dim = shape.dim;
+      args.outer_rank = 1;
+      args.outer_sizes[0] = shape.rows;
+      args.input_strides[0] = shape.dim;
+      args.output_strides[0] = shape.dim;
+      args.eps = options.eps;
+      args.scale = options.scale;
+      const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
+      const auto launch = [&](bool programmatic) {
+        cudaLaunchAttribute attribute{};
+        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attribute.val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t config{};
+        config.gridDim =
+            dim3(static_cast<unsigned int>((shape.rows + rows_per_block - 1) / rows_per_block));
+        config.blockDim = dim3(static_cast<unsigned int>(variant.block_threads));
+        config.stream = stream;
+        config.attrs = &attribute;
+        config.numAttrs = programmatic ? 1 : 0;
+        void* parameters[] = {&args};
+        check(cudaLaunchKernelExC(&config, kernel, parameters), "direct l2_norm launch");
+      };
+      const double copy_us = graph_median_us(
+          stream, timer,
+          [&] {
+            check(cudaMemcpyAsync(out.data(), in.data(), in.bytes(), cudaMemcpyDeviceToDevice,
+                                  stream),
+                  "cudaMemcpyAsync");
+          },
+          200, 20);
+      const double plain_us = graph_median_us(
+          stream, timer, [&] { launch(false); }, 200, 20);
+      const double programmatic_us = graph_median_us(
+          stream, timer, [&] { launch(true); }, 200, 20);
+      const double encoder_us = graph_median_us(
+          stream, timer, [&] { l2norm::l2_norm(encoder, in, out, shape.rows, shape.dim, options); },
+          200, 20);
+      encoder.commit();
+      std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx |\n", shape_name(shape).c_str(),
+                  copy_us, plain_us, programmatic_us, encoder_us, encoder_us / copy_us);
+      std::fflush(stdout);
+    }
+    // The floor of any kernel node chain: an empty kernel, one block of 32 threads.
+    registry.register_source("l2norm_bench_empty.cuh", "extern \"C\" __global__ void empty() {}");
+    void* empty = registry.kernel(device, {"l2norm_bench_empty.cuh", "empty", {}});
+    const double empty_us = graph_median_us(
+        stream, timer,
+        [&] {
+          check(cudaLaunchKernel(empty, dim3(1), dim3(32), nullptr, 0, stream), "empty launch");
+        },
+        200, 20);
+    std::printf("\nempty kernel node chain (graph of 200): %.2f us per node\n", empty_us);
   }
 
   // Host cost of one dispatch (32 x 128 bf16) against a bare launch of an empty kernel, both

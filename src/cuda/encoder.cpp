@@ -21,7 +21,15 @@ namespace {
 
 struct LoadedVariant {
   void* kernel = nullptr;
-  int co_resident_blocks = 0;  // split kernel: blocks one cooperative launch may have
+  // Rows kernel on sm_90 and newer: launched with programmatic stream serialization, so its launch
+  // and prologue overlap the previous kernel's tail (the kernel waits for that kernel's completion
+  // before its first memory access).
+  bool programmatic = false;
+  // Split kernel: blocks one cooperative launch may have, tiles one block keeps on chip (one in
+  // registers, the others in dynamic shared memory) and the bytes of one tile.
+  int co_resident_blocks = 0;
+  int tiles_on_chip = 1;
+  std::size_t tile_bytes = 0;
   std::string name;
 };
 
@@ -42,14 +50,34 @@ class LoadedVariants {
     LoadedVariant loaded;
     loaded.kernel = registry.kernel(Device::cuda(device_index), variant.spec());
     loaded.name = variant.name();
-    if (variant.kind == KernelKind::split) {
+    const DeviceProperties& properties = device_properties(device_index);
+    if (variant.kind == KernelKind::rows) {
+      loaded.programmatic = properties.arch >= 90;
+    } else {
       DeviceScope scope(device_index);
+      cudaFuncAttributes attributes{};
+      check(cudaFuncGetAttributes(&attributes, loaded.kernel), "cudaFuncGetAttributes");
+      loaded.tile_bytes = static_cast<std::size_t>(variant.block_threads) *
+                          static_cast<std::size_t>(variant.items) *
+                          static_cast<std::size_t>(variant.vector_bytes);
+      const std::size_t free_shared =
+          properties.shared_memory_per_block_optin > attributes.sharedSizeBytes
+              ? properties.shared_memory_per_block_optin - attributes.sharedSizeBytes
+              : 0;
+      const std::size_t staged_tiles = free_shared / loaded.tile_bytes;
+      const std::size_t staged_bytes = staged_tiles * loaded.tile_bytes;
+      if (staged_tiles > 0) {
+        check(cudaKernelSetAttributeForDevice(static_cast<cudaKernel_t>(loaded.kernel),
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(staged_bytes), device_index),
+              "cudaKernelSetAttributeForDevice(MaxDynamicSharedMemorySize)");
+      }
+      loaded.tiles_on_chip = 1 + static_cast<int>(staged_tiles);
       int blocks_per_multiprocessor = 0;
       check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_multiprocessor, loaded.kernel,
-                                                          variant.block_threads, 0),
+                                                          variant.block_threads, staged_bytes),
             "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-      loaded.co_resident_blocks =
-          blocks_per_multiprocessor * device_properties(device_index).multiprocessors;
+      loaded.co_resident_blocks = blocks_per_multiprocessor * properties.multiprocessors;
       if (loaded.co_resident_blocks < 1) {
         throw Error(ErrorCode::unsupported, "l2_norm: " + loaded.name + " cannot run on cuda:" +
                                                 std::to_string(device_index) +
@@ -161,11 +189,17 @@ class CudaEncoder final : public EncoderImpl {
       // The kernel loops over rows, so the grid may stop short of one block per row group.
       const std::int64_t blocks = std::min<std::int64_t>(
           (call.rows + rows_per_block - 1) / rows_per_block, std::int64_t{1} << 30);
+      cudaLaunchAttribute programmatic{};
+      programmatic.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      programmatic.val.programmaticStreamSerializationAllowed = 1;
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(static_cast<unsigned int>(blocks));
+      config.blockDim = dim3(static_cast<unsigned int>(variant.block_threads));
+      config.stream = stream_;
+      config.attrs = &programmatic;
+      config.numAttrs = loaded.programmatic ? 1 : 0;
       void* parameters[] = {&args};
-      check(cudaLaunchKernel(loaded.kernel, dim3(static_cast<unsigned int>(blocks)),
-                             dim3(static_cast<unsigned int>(variant.block_threads)), parameters, 0,
-                             stream_),
-            "l2_norm kernel launch");
+      check(cudaLaunchKernelExC(&config, loaded.kernel, parameters), "l2_norm kernel launch");
     } else {
       launch_split(variant, loaded, call, args);
     }
@@ -204,20 +238,38 @@ class CudaEncoder final : public EncoderImpl {
     const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
     const std::int64_t vectors = call.dim / variant.vector_elements();
     const std::int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
-    const std::int64_t grid_limit = std::min<std::int64_t>(
-        loaded.co_resident_blocks, static_cast<std::int64_t>(workspace_->capacity()));
-    // Segments per row depend on the device only (never on the row count): a fixed sum order.
-    std::int64_t blocks_per_row =
-        std::min({tiles, grid_limit, std::int64_t{variant.block_threads}});
-    const std::int64_t tiles_per_block = (tiles + blocks_per_row - 1) / blocks_per_row;
-    blocks_per_row = (tiles + tiles_per_block - 1) / tiles_per_block;
+    const auto capacity = static_cast<std::int64_t>(workspace_->capacity());
+    const std::int64_t grid_limit = std::min<std::int64_t>(loaded.co_resident_blocks, capacity);
+    const auto ceil_div = [](std::int64_t a, std::int64_t b) { return (a + b - 1) / b; };
+    // The mode depends on dim and the device only, and so does each mode's sum order.
+    const bool on_chip = tiles <= grid_limit * loaded.tiles_on_chip && tiles <= capacity;
+    std::int64_t tiles_per_block = 0;
+    if (on_chip) {
+      // As few tiles per block as lets every row be on chip at once (most blocks, most bandwidth);
+      // when the rows do not fit in one wave, full blocks, so the fewest waves.
+      tiles_per_block = loaded.tiles_on_chip;
+      for (std::int64_t per_block = 1; per_block < loaded.tiles_on_chip; ++per_block) {
+        if (call.rows * ceil_div(tiles, per_block) <= grid_limit) {
+          tiles_per_block = per_block;
+          break;
+        }
+      }
+    } else {
+      tiles_per_block =
+          ceil_div(tiles, std::min({tiles, grid_limit, std::int64_t{variant.block_threads}}));
+    }
+    const std::int64_t blocks_per_row = ceil_div(tiles, tiles_per_block);
+    tiles_per_block = ceil_div(tiles, blocks_per_row);
+    const std::int64_t partials_per_row = on_chip ? tiles : blocks_per_row;
     const std::int64_t rows_per_wave =
-        std::min(std::max<std::int64_t>(grid_limit / blocks_per_row, 1), call.rows);
+        std::min({std::max<std::int64_t>(grid_limit / blocks_per_row, 1), call.rows,
+                  capacity / partials_per_row});
 
     L2NormSplitArgs split{};
     split.blocks_per_row = blocks_per_row;
     split.tiles_per_block = tiles_per_block;
     split.rows_per_wave = rows_per_wave;
+    split.on_chip = on_chip ? 1 : 0;
     split.partial_f32 = workspace_->partial_f32();
     split.partial_f64 = workspace_->partial_f64();
     split.arrivals = workspace_->arrivals();
@@ -229,6 +281,8 @@ class CudaEncoder final : public EncoderImpl {
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(static_cast<unsigned int>(rows_per_wave * blocks_per_row));
     config.blockDim = dim3(static_cast<unsigned int>(variant.block_threads));
+    config.dynamicSmemBytes =
+        on_chip ? static_cast<std::size_t>(tiles_per_block - 1) * loaded.tile_bytes : 0;
     config.stream = stream_;
     config.attrs = &cooperative;
     config.numAttrs = 1;

@@ -89,6 +89,7 @@ const DeviceProperties& device_properties(int device_index) {
     properties->arch = raw.major * 10 + raw.minor;
     properties->multiprocessors = raw.multiProcessorCount;
     properties->max_blocks_per_multiprocessor = raw.maxBlocksPerMultiProcessor;
+    properties->shared_memory_per_block_optin = raw.sharedMemPerBlockOptin;
     properties->global_memory = raw.totalGlobalMem;
     properties->l2_cache_bytes = static_cast<std::size_t>(raw.l2CacheSize);
     slot = std::move(properties);

@@ -34,6 +34,7 @@ struct DeviceProperties {
   int arch = 0;  // major * 10 + minor
   int multiprocessors = 0;
   int max_blocks_per_multiprocessor = 0;
+  std::size_t shared_memory_per_block_optin = 0;  // the most one block may opt in to
   std::size_t global_memory = 0;
   std::size_t l2_cache_bytes = 0;
 };

@@ -120,6 +120,53 @@ TEST(CudaNumerics, LongRowsAgainstFloat64Reference) {
   }
 }
 
+// Long rows whose segments stay on chip (registers plus shared memory): how many tiles each block
+// stages depends on the row count (one wave when it fits, several when not), but a row's result
+// must not. Each row of a batch is compared bit for bit with the same row normalized alone, and
+// the batch against the float64 reference; one row takes the rare (f64) path through the staged
+// tiles, one dim ends in a partial tile, and odd dims take the 2-, 4- and 8-byte vector variants.
+TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
+  L2NORM_REQUIRE_GPU();
+  struct Case {
+    DType dtype;
+    std::int64_t dim;
+    std::int64_t rows;
+  };
+  const std::int64_t dim_with_partial_tile = 3 * 16384 + 100;
+  for (const Case c :
+       {Case{DType::f32, std::int64_t{1} << 19, 6}, Case{DType::f32, std::int64_t{1} << 19, 20},
+        Case{DType::bf16, std::int64_t{1} << 19, 30}, Case{DType::f32, dim_with_partial_tile, 40},
+        Case{DType::bf16, (std::int64_t{1} << 19) + 1, 8},
+        Case{DType::f32, (std::int64_t{1} << 19) + 1, 8},
+        Case{DType::f32, (std::int64_t{1} << 19) + 2, 8}}) {
+    HostTensor input =
+        testing::random_tensor(c.dtype, static_cast<std::size_t>(c.rows * c.dim), 31);
+    const std::int64_t rare_row = c.rows / 2;
+    for (std::int64_t i = 0; i < c.dim; ++i) {
+      const auto at = static_cast<std::size_t>(rare_row * c.dim + i);
+      input.set(at, input.get(at) * 1e20f);
+    }
+    const L2NormOptions options{1e-6f, 1.0f, EpsMode::add};
+    const HostTensor got = testing::run_l2_norm(Device::cuda(0), input, c.rows, c.dim, options);
+    const std::string what = std::string(dtype_name(c.dtype)) + " " + std::to_string(c.rows) + "x" +
+                             std::to_string(c.dim);
+    testing::expect_within_budget(got, testing::reference_l2_norm(input, c.rows, c.dim, options),
+                                  c.dim, false, what.c_str());
+    const std::size_t row_bytes = static_cast<std::size_t>(c.dim) * dtype_size(c.dtype);
+    for (const std::int64_t row : {std::int64_t{0}, rare_row, c.rows - 1}) {
+      HostTensor alone_input(c.dtype, static_cast<std::size_t>(c.dim));
+      std::memcpy(alone_input.data(), static_cast<const char*>(input.data()) + row * row_bytes,
+                  row_bytes);
+      const HostTensor alone =
+          testing::run_l2_norm(Device::cuda(0), alone_input, 1, c.dim, options);
+      HostTensor batched(c.dtype, static_cast<std::size_t>(c.dim));
+      std::memcpy(batched.data(), static_cast<const char*>(got.data()) + row * row_bytes,
+                  row_bytes);
+      EXPECT_TRUE(batched.bitwise_equal(alone)) << what << " row " << row;
+    }
+  }
+}
+
 TEST(CudaNumerics, BitwiseDeterministicRunToRun) {
   L2NORM_REQUIRE_GPU();
   struct Case {

@@ -15,6 +15,24 @@ constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
 constexpr int kValues = kItems * kVec;
 constexpr int kScratch = kBlockThreads >= 32 ? kBlockThreads / 32 : 1;
 static_assert(kBlockThreads % kThreadsPerRow == 0 && kBlockThreads % 32 == 0, "bad block shape");
+
+// Programmatic dependent launch (sm_90 and newer; the encoder launches with programmatic stream
+// serialization there). The wait returns once the previous kernel of the stream has completed and
+// its writes are visible, so no memory is touched before it; without the launch attribute it
+// returns at once.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel of the stream begin launching; it still waits for this one to complete
+// before touching memory (if it was launched programmatically at all).
+__device__ __forceinline__ void allow_next_kernel_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
 }  // namespace l2norm_kernels
 
 extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
@@ -25,6 +43,9 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
 
   const int lane = static_cast<int>(threadIdx.x) % kThreadsPerRow;
   const long long vectors = args.dim / kVec;
+  wait_for_previous_kernel();
+  // As early as possible: the next kernel's launch then overlaps this whole kernel.
+  allow_next_kernel_launch();
   // Every thread runs the same number of iterations: reductions need the whole warp or block.
   for (long long first_row = static_cast<long long>(blockIdx.x) * kRowsPerBlock;
        first_row < args.rows; first_row += static_cast<long long>(gridDim.x) * kRowsPerBlock) {

@@ -1,14 +1,26 @@
 // l2_norm_split: rows too long for one block. Each row is cut into blocks_per_row segments handled
-// by co-resident blocks (cooperative launch); the blocks of one row exchange their partial sums
-// through the encoder's workspace and meet at a per-row barrier (integer atomics only; the partials
-// are combined in segment order, so the result is deterministic). A segment of one tile stays in
-// registers between the sum and the scaling (one read of memory); longer segments are read again,
-// mostly from L2.
+// by co-resident blocks (cooperative launch); the blocks of one row exchange partial sums through
+// the encoder's workspace and meet at a per-row barrier (integer atomics only).
+//
+// Two modes, chosen on the host from dim and the device alone:
+// - on chip (split.on_chip): a segment's last tile stays in registers and its other tiles in
+//   dynamic shared memory, so memory is read once and written once. Every load of the segment is
+//   issued (cp.async for the staged tiles) before the first one is waited for. One partial sum per
+//   tile, combined by a fixed tree over the row's tiles: how tiles map to blocks (which depends on
+//   the row count) never changes a row's result.
+// - streamed: rows longer than the chip holds; one partial sum per block and every tile is read
+//   again, mostly from L2, for the scaling pass.
 //
 // Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS (vectors per thread per tile),
 // L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED.
 #include "reduce.cuh"
 #include "row_math.cuh"
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 && L2NORM_VEC_BYTES >= 4
+#define L2NORM_ASYNC_STAGING 1
+#else
+#define L2NORM_ASYNC_STAGING 0
+#endif
 
 namespace l2norm_kernels {
 constexpr int kItems = L2NORM_ITEMS;
@@ -18,18 +30,61 @@ constexpr long long kTileVectors = static_cast<long long>(kBlockThreads) * kItem
 static_assert(kBlockThreads % 32 == 0 && (kBlockThreads & (kBlockThreads - 1)) == 0,
               "bad block shape");
 
+__device__ __forceinline__ long long tile_vector(long long tile, int item) {
+  return tile * kTileVectors + threadIdx.x + static_cast<long long>(item) * kBlockThreads;
+}
+
 __device__ __forceinline__ void load_tile(const L2NormArgs& args, long long row_offset,
                                           long long tile, long long vectors, float* x) {
 #pragma unroll
   for (int item = 0; item < kItems; ++item) {
-    const long long vector =
-        tile * kTileVectors + threadIdx.x + static_cast<long long>(item) * kBlockThreads;
+    const long long vector = tile_vector(tile, item);
     if (vector < vectors) {
       load_vector(args.input, row_offset + vector * kVec, x + item * kVec);
     } else {
 #pragma unroll
       for (int e = 0; e < kVec; ++e) x[item * kVec + e] = 0.0f;
     }
+  }
+}
+
+// Starts copying a full tile (only a row's last tile can be partial, and that one is never
+// staged) into a shared-memory slot. Each thread copies exactly the vectors it reads back later,
+// consecutive threads 16 bytes apart: no bank conflicts and no barrier needed.
+__device__ __forceinline__ void stage_tile(const void* input, long long row_offset, long long tile,
+                                           raw_vector_t* slot) {
+#pragma unroll
+  for (int item = 0; item < kItems; ++item) {
+    const char* source = static_cast<const char*>(input) +
+                         (row_offset + tile_vector(tile, item) * kVec) * kElementBytes;
+    raw_vector_t* target = slot + threadIdx.x + item * kBlockThreads;
+#if L2NORM_ASYNC_STAGING
+    const auto address = static_cast<unsigned int>(__cvta_generic_to_shared(target));
+#if L2NORM_VEC_BYTES == 16
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(source)
+                 : "memory");
+#else
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(address), "l"(source),
+                 "n"(L2NORM_VEC_BYTES)
+                 : "memory");
+#endif
+#else
+    *target = *reinterpret_cast<const raw_vector_t*>(source);
+#endif
+  }
+}
+
+// The calling thread's own staged copies have landed and are visible to it.
+__device__ __forceinline__ void wait_for_staged_tiles() {
+#if L2NORM_ASYNC_STAGING
+  asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void read_staged_tile(const raw_vector_t* slot, float* x) {
+#pragma unroll
+  for (int item = 0; item < kItems; ++item) {
+    load_vector(slot + threadIdx.x + item * kBlockThreads, 0, x + item * kVec);
   }
 }
 
@@ -56,15 +111,50 @@ __device__ __forceinline__ void row_barrier(const L2NormSplitArgs& split, long l
   __syncthreads();
 }
 
-// Publishes this block's partial sum and returns the row total, combined in segment order.
-template <typename T>
-__device__ __forceinline__ T row_total(T block_partial, T* partials, const L2NormSplitArgs& split,
-                                       long long slot, T* scratch) {
-  if (threadIdx.x == 0) __stcg(partials + blockIdx.x, block_partial);
+// Where one wave's partial sums live: the row's partials are contiguous (one per tile on chip,
+// one per block streamed), two parities because a block may run one wave ahead of a slower block
+// of its row, never two.
+struct PartialLayout {
+  long long per_row;
+  long long first_own;  // this block's first partial, relative to the parity base
+  long long parity_stride;
+};
+
+// The row's sum of squares in T (f32, or f64 for the rare path), in an order fixed by dim alone:
+// per unit (tile or block) a block-wide tree, then per row a tree over the units.
+template <typename T, typename Values>
+__device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T* partials,
+                                                const PartialLayout& layout, long long wave,
+                                                long long slot, long long first_tile,
+                                                long long end_tile, Values values, T* scratch) {
+  T* base = partials + (wave & 1) * layout.parity_stride;
+  T thread_sum = T(0);
+  for (long long tile = first_tile; tile < end_tile; ++tile) {
+    float x[kValues];
+    values(tile, x);
+    T squares;
+    if constexpr (sizeof(T) == sizeof(double)) {
+      squares = sum_of_squares_f64(x);
+    } else {
+      squares = sum_of_squares(x);
+    }
+    if (split.on_chip) {
+      const T tile_sum = group_sum<kBlockThreads>(squares, scratch);
+      if (threadIdx.x == 0) __stcg(base + layout.first_own + (tile - first_tile), tile_sum);
+    } else {
+      thread_sum += squares;
+    }
+  }
+  if (!split.on_chip) {
+    const T block_sum = group_sum<kBlockThreads>(thread_sum, scratch);
+    if (threadIdx.x == 0) __stcg(base + layout.first_own, block_sum);
+  }
   row_barrier(split, slot, static_cast<unsigned int>(split.blocks_per_row));
-  const T mine = threadIdx.x < split.blocks_per_row
-                     ? __ldcg(partials + slot * split.blocks_per_row + threadIdx.x)
-                     : T(0);
+  const T* row_partials = base + slot * layout.per_row;
+  T mine = T(0);
+  for (long long unit = threadIdx.x; unit < layout.per_row; unit += kBlockThreads) {
+    mine += __ldcg(row_partials + unit);
+  }
   return group_sum<kBlockThreads>(mine, scratch);
 }
 
@@ -75,6 +165,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   using namespace l2norm_kernels;
   __shared__ float scratch_f32[kBlockThreads / 32];
   __shared__ double scratch_f64[kBlockThreads / 32];
+  extern __shared__ raw_vector_t staged[];
 
   const long long vectors = args.dim / kVec;
   const long long tiles = (vectors + kTileVectors - 1) / kTileVectors;
@@ -82,53 +173,60 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   const long long segment = blockIdx.x % split.blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
-  const bool resident = split.tiles_per_block == 1;
+  const long long last_tile = end_tile - 1;
+  PartialLayout layout;
+  layout.per_row = split.on_chip ? tiles : split.blocks_per_row;
+  layout.first_own = slot * layout.per_row + (split.on_chip ? first_tile : segment);
+  layout.parity_stride = split.rows_per_wave * layout.per_row;
 
   float x[kValues];
   for (long long wave = 0;; ++wave) {
     const long long row = wave * split.rows_per_wave + slot;
     // Uniform over the row's blocks: they leave together and nobody waits for them.
     if (row >= args.rows) break;
-    // Two parities: a block may run one wave ahead of a slower block of its row, never two.
-    const long long parity_offset = (wave & 1) * static_cast<long long>(gridDim.x);
     const RowOffsets offsets = row_offsets(args, row);
 
-    float thread_sum = 0.0f;
-    for (long long tile = first_tile; tile < end_tile; ++tile) {
-      load_tile(args, offsets.input, tile, vectors, x);
-      thread_sum += sum_of_squares(x);
+    if (split.on_chip) {
+      for (long long tile = first_tile; tile < last_tile; ++tile) {
+        stage_tile(args.input, offsets.input, tile, staged + (tile - first_tile) * kTileVectors);
+      }
+      load_tile(args, offsets.input, last_tile, vectors, x);
+      wait_for_staged_tiles();
     }
-    const float block_sum = group_sum<kBlockThreads>(thread_sum, scratch_f32);
-    const float sum =
-        row_total(block_sum, split.partial_f32 + parity_offset, split, slot, scratch_f32);
+    // A tile's values: on chip from registers or shared memory, streamed from memory again.
+    const auto values = [&](long long tile, float* out) {
+      if (!split.on_chip) {
+        load_tile(args, offsets.input, tile, vectors, out);
+      } else if (tile == last_tile) {
+#pragma unroll
+        for (int i = 0; i < kValues; ++i) out[i] = x[i];
+      } else {
+        read_staged_tile(staged + (tile - first_tile) * kTileVectors, out);
+      }
+    };
 
+    const float sum = row_sum_of_squares(split, split.partial_f32, layout, wave, slot, first_tile,
+                                         end_tile, values, scratch_f32);
     RowScale row_scale{false, common_inverse_norm(sum, args.eps), 0.0};
     if (needs_rare_path(sum)) {
-      double thread_sum_f64 = 0.0;
-      for (long long tile = first_tile; tile < end_tile; ++tile) {
-        if (!resident) load_tile(args, offsets.input, tile, vectors, x);
-        thread_sum_f64 += sum_of_squares_f64(x);
-      }
-      const double block_sum_f64 = group_sum<kBlockThreads>(thread_sum_f64, scratch_f64);
-      const double sum_f64 =
-          row_total(block_sum_f64, split.partial_f64 + parity_offset, split, slot, scratch_f64);
+      const double sum_f64 = row_sum_of_squares(split, split.partial_f64, layout, wave, slot,
+                                                first_tile, end_tile, values, scratch_f64);
       row_scale.rare = true;
       row_scale.inverse_f64 = rare_inverse_norm(sum_f64, args.eps);
     }
 
     for (long long tile = first_tile; tile < end_tile; ++tile) {
-      if (!resident) load_tile(args, offsets.input, tile, vectors, x);
+      float y[kValues];
+      values(tile, y);
 #pragma unroll
       for (int item = 0; item < kItems; ++item) {
-        const long long vector =
-            tile * kTileVectors + threadIdx.x + static_cast<long long>(item) * kBlockThreads;
+        const long long vector = tile_vector(tile, item);
         if (vector < vectors) {
-          float y[kVec];
 #pragma unroll
           for (int e = 0; e < kVec; ++e) {
-            y[e] = output_value(row_scale.apply(x[item * kVec + e]), args.scale);
+            y[item * kVec + e] = output_value(row_scale.apply(y[item * kVec + e]), args.scale);
           }
-          store_vector(args.output, offsets.output + vector * kVec, y);
+          store_vector(args.output, offsets.output + vector * kVec, y + item * kVec);
         }
       }
     }
