@@ -69,11 +69,8 @@ struct RawVector<2> {
 
 typedef RawVector<L2NORM_VEC_BYTES>::type raw_vector_t;
 
-// Loads kVec consecutive elements starting at element `offset` (a multiple of kVec) and widens
-// them.
-__device__ __forceinline__ void load_vector(const void* base, long long offset, float* out) {
-  const raw_vector_t raw = *reinterpret_cast<const raw_vector_t*>(static_cast<const char*>(base) +
-                                                                  offset * kElementBytes);
+// Widens one raw vector of kVec stored elements to f32.
+__device__ __forceinline__ void widen_vector(const raw_vector_t& raw, float* out) {
 #if L2NORM_VEC_BYTES == 2
   out[0] = half_bits_to_float(raw);
 #else
@@ -91,6 +88,14 @@ __device__ __forceinline__ void load_vector(const void* base, long long offset, 
     }
   }
 #endif
+}
+
+// Loads kVec consecutive elements starting at element `offset` (a multiple of kVec) and widens
+// them.
+__device__ __forceinline__ void load_vector(const void* base, long long offset, float* out) {
+  widen_vector(*reinterpret_cast<const raw_vector_t*>(static_cast<const char*>(base) +
+                                                      offset * kElementBytes),
+               out);
 }
 
 // Rounds kVec f32 values to the storage type and stores them at element `offset`.
