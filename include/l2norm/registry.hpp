@@ -49,7 +49,9 @@ class KernelRegistry {
   std::string cache_dir() const;
   void set_cache_dir(std::string path);
   RegistryStats stats() const;
-  // Forgets compiled kernels held in memory (the disk cache stays). For tests and benchmarks.
+  // Forgets compiled kernels held in memory (the disk cache stays), so the next kernel() call
+  // loads from disk or compiles. For tests and benchmarks. Kernels already handed out stay loaded:
+  // the l2_norm dispatcher keeps the handles it got and does not ask again.
   void clear_memory_cache();
 
   KernelRegistry();
