@@ -124,6 +124,8 @@ void fill_random(void* device, std::size_t bytes, DType dtype) {
                      cudaMemcpyHostToDevice),
           "fill");
   }
+  // The copies may still be in flight on the legacy stream, which the bench's stream ignores.
+  check(cudaStreamSynchronize(cudaStreamLegacy), "sync after fill");
 }
 
 std::string shape_name(const Shape& shape) {

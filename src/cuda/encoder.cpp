@@ -123,7 +123,8 @@ L2NormArgs make_args(const L2NormCall& call) {
 // Partial sums and barrier counters of the split kernel, one slot per co-resident block.
 class SplitWorkspace {
  public:
-  explicit SplitWorkspace(int device_index) {
+  // The counters are zeroed on `stream`, before any kernel of the encoder runs there.
+  SplitWorkspace(int device_index, cudaStream_t stream) {
     const DeviceProperties& properties = device_properties(device_index);
     capacity_ = static_cast<std::size_t>(properties.multiprocessors) *
                 static_cast<std::size_t>(std::max(properties.max_blocks_per_multiprocessor, 1));
@@ -131,10 +132,10 @@ class SplitWorkspace {
         capacity_ * (2 * sizeof(double) + 2 * sizeof(float) + 2 * sizeof(unsigned int));
     check(cudaMalloc(&memory_, bytes), "cudaMalloc of the l2_norm split workspace");
     // Once, at creation: the kernel leaves the counters at zero after every dispatch.
-    const cudaError_t status = cudaMemset(memory_, 0, bytes);
+    const cudaError_t status = cudaMemsetAsync(memory_, 0, bytes, stream);
     if (status != cudaSuccess) {
       cudaFree(memory_);
-      throw_cuda_error(status, "cudaMemset of the l2_norm split workspace");
+      throw_cuda_error(status, "cudaMemsetAsync of the l2_norm split workspace");
     }
   }
   ~SplitWorkspace() { cudaFree(memory_); }
@@ -167,7 +168,7 @@ class CudaEncoder final : public EncoderImpl {
     }
     try {
       check(cudaEventCreateWithFlags(&batch_end_, cudaEventDisableTiming), "cudaEventCreate");
-      workspace_ = std::make_unique<SplitWorkspace>(device_index);
+      workspace_ = std::make_unique<SplitWorkspace>(device_index, stream_);
     } catch (...) {
       release();
       throw;

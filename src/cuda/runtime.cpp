@@ -153,6 +153,10 @@ void release(int device_index, void* pointer) noexcept {
 void copy_to_device(int device_index, void* destination, const void* source, std::size_t bytes) {
   DeviceScope scope(device_index);
   check(cudaMemcpy(destination, source, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+  // From pageable memory cudaMemcpy may return once the data is staged, before the DMA into the
+  // buffer has finished, and only streams that synchronize with the legacy stream wait for it;
+  // encoders run on non-blocking streams, so the copy is complete only after this.
+  check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize after cudaMemcpy");
 }
 
 void copy_to_host(int device_index, void* destination, const void* source, std::size_t bytes) {

@@ -84,6 +84,8 @@ TEST(CudaNumerics, MisalignedPointersOneToSevenElements) {
             static_cast<std::size_t>((offset * 3) % 8) * dtype_size(dtype);
         char* out_data = static_cast<char*>(out.data()) + out_offset;
         L2NORM_CUDA_OK(cudaMemcpy(in_data, input.data(), input.bytes(), cudaMemcpyHostToDevice));
+        // The encoder's stream does not wait for the legacy stream's copy.
+        L2NORM_CUDA_OK(cudaStreamSynchronize(cudaStreamLegacy));
         CommandEncoder encoder(Device::cuda(0));
         l2_norm(encoder, TensorView(in_data, dtype, Device::cuda(0), {rows, dim}),
                 TensorView(out_data, dtype, Device::cuda(0), {rows, dim}), options);
