@@ -33,6 +33,30 @@ __device__ __forceinline__ void allow_next_kernel_launch() {
   asm volatile("griddepcontrol.launch_dependents;");
 #endif
 }
+// A row group's values (zero past the row's end or for an inactive group member).
+__device__ __forceinline__ void load_row(const void* input, long long row_offset, long long vectors,
+                                         int lane, bool active, float* x) {
+#pragma unroll
+  for (int item = 0; item < kItems; ++item) {
+    const long long vector = lane + static_cast<long long>(item) * kThreadsPerRow;
+    if (active && vector < vectors) {
+      load_vector(input, row_offset + vector * kVec, x + item * kVec);
+    } else {
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) x[item * kVec + e] = 0.0f;
+    }
+  }
+}
+
+__device__ __forceinline__ void store_row(void* output, long long row_offset, long long vectors,
+                                          int lane, const float* y) {
+#pragma unroll
+  for (int item = 0; item < kItems; ++item) {
+    const long long vector = lane + static_cast<long long>(item) * kThreadsPerRow;
+    if (vector < vectors) store_vector(output, row_offset + vector * kVec, y + item * kVec);
+  }
+}
+
 }  // namespace l2norm_kernels
 
 extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
@@ -41,7 +65,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   __shared__ float scratch_f32[kScratch];
   __shared__ double scratch_f64[kScratch];
 
-  const int lane = static_cast<int>(threadIdx.x) % kThreadsPerRow;
+  const int lane = static_cast<int>(threadIdx.x % kThreadsPerRow);
   const long long vectors = args.dim / kVec;
   wait_for_previous_kernel();
   // As early as possible: the next kernel's launch then overlaps this whole kernel.
@@ -49,44 +73,33 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   // Every thread runs the same number of iterations: reductions need the whole warp or block.
   for (long long first_row = static_cast<long long>(blockIdx.x) * kRowsPerBlock;
        first_row < args.rows; first_row += static_cast<long long>(gridDim.x) * kRowsPerBlock) {
-    const long long row = first_row + static_cast<int>(threadIdx.x) / kThreadsPerRow;
+    const long long row = first_row + threadIdx.x / kThreadsPerRow;
     const bool active = row < args.rows;
     const RowOffsets offsets = active ? row_offsets(args, row) : RowOffsets{0, 0};
 
     float x[kValues];
-#pragma unroll
-    for (int item = 0; item < kItems; ++item) {
-      const long long vector = lane + static_cast<long long>(item) * kThreadsPerRow;
-      if (active && vector < vectors) {
-        load_vector(args.input, offsets.input + vector * kVec, x + item * kVec);
-      } else {
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) x[item * kVec + e] = 0.0f;
-      }
-    }
+    load_row(args.input, offsets.input, vectors, lane, active, x);
 
     const float sum = group_sum<kThreadsPerRow>(sum_of_squares(x), scratch_f32);
-    RowScale row_scale{false, common_inverse_norm(sum, args.eps), 0.0};
+    // Before the rare-path vote, so its latency overlaps the vote's.
+    const float inverse = common_inverse_norm(sum, args.eps);
     const bool rare = active && needs_rare_path(sum);
+    double rare_inverse = 0.0;
     if (group_any<kThreadsPerRow>(rare)) {
-      const double sum_f64 = group_sum<kThreadsPerRow>(sum_of_squares_f64(x), scratch_f64);
-      if (rare) {
-        row_scale.rare = true;
-        row_scale.inverse_f64 = rare_inverse_norm(sum_f64, args.eps);
-      }
+      rare_inverse = rare_inverse_norm(
+          group_sum<kThreadsPerRow>(sum_of_squares_f64(x), scratch_f64), args.eps);
     }
-
+    // One branch per row, not a choice per element: the common path never touches f64, which
+    // keeps the decode-size kernels' dependent chain short (notes/cuda-perf.md v6).
+    if (rare) {
 #pragma unroll
-    for (int item = 0; item < kItems; ++item) {
-      const long long vector = lane + static_cast<long long>(item) * kThreadsPerRow;
-      if (active && vector < vectors) {
-        float y[kVec];
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) {
-          y[e] = output_value(row_scale.apply(x[item * kVec + e]), args.scale);
-        }
-        store_vector(args.output, offsets.output + vector * kVec, y);
+      for (int i = 0; i < kValues; ++i) {
+        x[i] = output_value(rare_scaled(x[i], rare_inverse), args.scale);
       }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kValues; ++i) x[i] = output_value(__fmul_rn(x[i], inverse), args.scale);
     }
+    if (active) store_row(args.output, offsets.output, vectors, lane, x);
   }
 }
