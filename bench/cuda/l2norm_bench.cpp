@@ -215,7 +215,8 @@ int main() {
       l2norm::Buffer out(device, shape.dtype, count);
       fill_random(in.data(), in.bytes(), shape.dtype);
       const auto variant = l2norm::detail::cuda::choose_l2_norm_variant(
-          shape.dtype, shape.dim, 16, options.eps_mode, options.scale != 1.0f);
+          shape.dtype, shape.dim, 16, options.eps_mode, options.scale != 1.0f, shape.rows,
+          properties.multiProcessorCount);
       void* kernel = registry.kernel(device, variant.spec());
       L2NormArgs args{};
       args.input = in.data();
@@ -329,8 +330,8 @@ int main() {
         if (!seen && variant.vector_bytes == 16) variants.push_back(variant);
       }
     }
-    variants.push_back(
-        l2norm::detail::cuda::choose_l2_norm_variant(DType::bf16, 128, 2, options.eps_mode, false));
+    variants.push_back(l2norm::detail::cuda::choose_l2_norm_variant(
+        DType::bf16, 128, 2, options.eps_mode, false, 1, properties.multiProcessorCount));
     for (const auto& variant : variants) {
       const auto first_call_ms = [&] {
         registry.clear_memory_cache();

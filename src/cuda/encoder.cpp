@@ -157,8 +157,9 @@ class SplitWorkspace {
 
 class CudaEncoder final : public EncoderImpl {
  public:
-  CudaEncoder(int device_index, void* stream) : device_index_(device_index) {
-    device_properties(device_index);
+  CudaEncoder(int device_index, void* stream)
+      : device_index_(device_index),
+        multiprocessors_(device_properties(device_index).multiprocessors) {
     DeviceScope scope(device_index);
     if (stream == nullptr) {
       check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -182,7 +183,8 @@ class CudaEncoder final : public EncoderImpl {
   std::string l2_norm(const L2NormCall& call) override {
     DeviceScope scope(device_index_);
     const L2NormVariant variant =
-        choose_l2_norm_variant(call.dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled);
+        choose_l2_norm_variant(call.dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled,
+                               call.rows, multiprocessors_);
     const LoadedVariant& loaded = find_or_load(variant);
     L2NormArgs args = make_args(call);
     if (variant.kind == KernelKind::rows) {
@@ -298,6 +300,7 @@ class CudaEncoder final : public EncoderImpl {
   }
 
   int device_index_;
+  int multiprocessors_;
   cudaStream_t stream_ = nullptr;
   bool owns_stream_ = false;
   cudaEvent_t batch_end_ = nullptr;

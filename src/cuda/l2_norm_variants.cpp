@@ -1,6 +1,7 @@
 #include "cuda/l2_norm_variants.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "cuda/embedded_kernels.hpp"
 
@@ -66,8 +67,11 @@ std::string L2NormVariant::name() const {
   return text + ">";
 }
 
-L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
-                                     EpsMode eps_mode, bool scaled) {
+namespace {
+
+// The layout for throughput: kRowsValuesPerThread values per thread (split rows: per tile).
+L2NormVariant throughput_variant(DType dtype, std::int64_t dim, int vector_bytes, EpsMode eps_mode,
+                                 bool scaled) {
   L2NormVariant variant{};
   variant.dtype = dtype;
   variant.vector_bytes = vector_bytes;
@@ -89,13 +93,60 @@ L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_b
   return variant;
 }
 
+// The layout for batches too small to fill the device, where the dependent chain of one row is
+// the time: one vector per thread and twice the threads per row. Only where it sums a row in the
+// same order as the throughput layout: that one keeps two vectors per thread, so its in-thread
+// step adds vectors `threads_per_row` apart, which is exactly the first butterfly step of the
+// doubled group, and the doubled group still fits a warp (a pure butterfly). In practice: 16-bit
+// rows of up to 256 elements, the heads of decode. Blocks of 128 threads: H100, 32 x 128 bf16 in
+// a graph chain, 1.13 us against 1.18 with 256 threads, 1.22 with 64 and 1.32 with 512; 2048 rows
+// 1.44 us with 128 or 256 (notes/cuda-perf.md v6).
+std::optional<L2NormVariant> latency_variant(const L2NormVariant& throughput) {
+  if (throughput.kind != KernelKind::rows || throughput.items != 2 ||
+      throughput.threads_per_row * 2 > 32) {
+    return std::nullopt;
+  }
+  L2NormVariant variant = throughput;
+  variant.threads_per_row *= 2;
+  variant.items = 1;
+  variant.block_threads = 128;
+  return variant;
+}
+
+std::vector<L2NormVariant> layouts(DType dtype, std::int64_t dim, int vector_bytes,
+                                   EpsMode eps_mode, bool scaled) {
+  std::vector<L2NormVariant> variants{
+      throughput_variant(dtype, dim, vector_bytes, eps_mode, scaled)};
+  if (const auto latency = latency_variant(variants.front())) variants.push_back(*latency);
+  return variants;
+}
+
+}  // namespace
+
+L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
+                                     EpsMode eps_mode, bool scaled, std::int64_t rows,
+                                     int multiprocessors) {
+  const L2NormVariant throughput = throughput_variant(dtype, dim, vector_bytes, eps_mode, scaled);
+  const auto latency = latency_variant(throughput);
+  // While the latency layout's threads fill at most half of the device's thread slots (2048 per
+  // multiprocessor on sm_80..sm_90). H100, bf16 dim 128 in graph chains, latency against
+  // throughput layout: 32 rows 1.19 / 1.28 us, 2048 rows 1.44 / 1.46, 65536 rows 7.89 / 7.60
+  // (notes/cuda-perf.md v6).
+  if (latency && rows * latency->threads_per_row <= std::int64_t{multiprocessors} * 1024) {
+    return *latency;
+  }
+  return throughput;
+}
+
 std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
                                                 bool scaled) {
   std::vector<L2NormVariant> variants;
   const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
   for (const int width : kVectorWidths) {
     if (width < element_bytes || (dim * element_bytes) % width != 0) continue;
-    variants.push_back(choose_l2_norm_variant(dtype, dim, width, eps_mode, scaled));
+    for (const L2NormVariant& variant : layouts(dtype, dim, width, eps_mode, scaled)) {
+      variants.push_back(variant);
+    }
   }
   return variants;
 }
@@ -110,13 +161,16 @@ std::vector<L2NormVariant> all_l2_norm_variants() {
       for (const EpsMode mode : {EpsMode::add, EpsMode::clamp}) {
         for (const bool scaled : {false, true}) {
           // One representative dim per threads-per-row class, then one split dim.
+          std::vector<std::int64_t> dims;
           for (std::int64_t threads = 1; threads <= kMaxThreadsPerRow; threads *= 2) {
-            const std::int64_t dim =
-                std::max<std::int64_t>(elements, threads * kRowsValuesPerThread);
-            variants.push_back(choose_l2_norm_variant(dtype, dim, width, mode, scaled));
+            dims.push_back(std::max<std::int64_t>(elements, threads * kRowsValuesPerThread));
           }
-          variants.push_back(
-              choose_l2_norm_variant(dtype, kMaxRowsKernelDim * 2, width, mode, scaled));
+          dims.push_back(kMaxRowsKernelDim * 2);
+          for (const std::int64_t dim : dims) {
+            for (const L2NormVariant& variant : layouts(dtype, dim, width, mode, scaled)) {
+              variants.push_back(variant);
+            }
+          }
         }
       }
     }

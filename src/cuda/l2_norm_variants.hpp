@@ -1,6 +1,6 @@
-// Which l2_norm kernel runs a call, decided on the host from the dtype, the row length and the
-// vector width the op layer proved safe. The choice depends on `dim` (and the vector width) only,
-// never on the row count, so a row is summed in the same order however many rows come with it.
+// Which l2_norm kernel runs a call, decided on the host from the dtype, the row length, the vector
+// width the op layer proved safe and (among layouts of the same sum order) the row count. A row is
+// summed in an order fixed by `dim` and the vector width, however many rows come with it.
 #pragma once
 
 #include <cstdint>
@@ -42,8 +42,12 @@ struct L2NormVariant {
   std::string name() const;
 };
 
+// The variant for a call of `rows` rows on a device of `multiprocessors` SMs. The row count only
+// chooses between layouts that sum a row in the same order, so a row's result never depends on
+// the batch it comes in.
 L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
-                                     EpsMode eps_mode, bool scaled);
+                                     EpsMode eps_mode, bool scaled, std::int64_t rows,
+                                     int multiprocessors);
 // Every variant a call of this dtype, dim and options may pick, whatever its pointers, strides and
 // row count.
 std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,

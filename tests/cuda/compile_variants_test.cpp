@@ -29,8 +29,9 @@ std::vector<L2NormVariant> distinct(std::vector<L2NormVariant> variants) {
 }
 
 TEST(CudaKernelVariants, PrewarmSetsCoverEveryVectorWidthTheDimAllows) {
+  // bf16 128 with 16-byte vectors has a second (small-batch) layout.
   const auto bf16_128 = detail::cuda::l2_norm_variants_for(DType::bf16, 128, EpsMode::add, false);
-  EXPECT_EQ(bf16_128.size(), 4u);  // 16, 8, 4, 2 bytes
+  EXPECT_EQ(bf16_128.size(), 5u);  // 16 (two layouts), 8, 4, 2 bytes
   const auto f32_100 = detail::cuda::l2_norm_variants_for(DType::f32, 100, EpsMode::add, true);
   EXPECT_EQ(f32_100.size(), 3u);  // 16, 8, 4 bytes
   const auto odd = detail::cuda::l2_norm_variants_for(DType::f16, 101, EpsMode::clamp, false);
@@ -38,17 +39,45 @@ TEST(CudaKernelVariants, PrewarmSetsCoverEveryVectorWidthTheDimAllows) {
   EXPECT_EQ(odd[0].vector_bytes, 2);
 }
 
-TEST(CudaKernelVariants, ChoiceDependsOnDimNotOnRowCount) {
-  const auto short_rows =
-      detail::cuda::choose_l2_norm_variant(DType::bf16, 128, 16, EpsMode::add, false);
-  EXPECT_EQ(short_rows.kind, detail::cuda::KernelKind::rows);
-  EXPECT_EQ(short_rows.threads_per_row * short_rows.items * short_rows.vector_elements(), 128);
-  const auto longest_rows = detail::cuda::choose_l2_norm_variant(
-      DType::f32, detail::cuda::kMaxRowsKernelDim, 16, EpsMode::add, false);
-  EXPECT_EQ(longest_rows.kind, detail::cuda::KernelKind::rows);
-  const auto split = detail::cuda::choose_l2_norm_variant(
-      DType::f32, detail::cuda::kMaxRowsKernelDim + 4, 16, EpsMode::add, false);
-  EXPECT_EQ(split.kind, detail::cuda::KernelKind::split);
+TEST(CudaKernelVariants, KindDependsOnDimOnly) {
+  for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{1} << 24}) {
+    const auto short_rows =
+        detail::cuda::choose_l2_norm_variant(DType::bf16, 128, 16, EpsMode::add, false, rows, 132);
+    EXPECT_EQ(short_rows.kind, detail::cuda::KernelKind::rows);
+    EXPECT_EQ(short_rows.threads_per_row * short_rows.items * short_rows.vector_elements(), 128);
+    const auto longest_rows = detail::cuda::choose_l2_norm_variant(
+        DType::f32, detail::cuda::kMaxRowsKernelDim, 16, EpsMode::add, false, rows, 132);
+    EXPECT_EQ(longest_rows.kind, detail::cuda::KernelKind::rows);
+    const auto split = detail::cuda::choose_l2_norm_variant(
+        DType::f32, detail::cuda::kMaxRowsKernelDim + 4, 16, EpsMode::add, false, rows, 132);
+    EXPECT_EQ(split.kind, detail::cuda::KernelKind::split);
+  }
+}
+
+// Small batches may get a layout of one vector per thread; it must keep the sum order of the
+// large-batch layout (two vectors per thread become one vector on each of twice the threads,
+// all within one warp), so that a row's bits never depend on its batch. The GPU side of this is
+// CudaNumerics.ShortRowsDoNotDependOnTheRowCount.
+TEST(CudaKernelVariants, RowCountOnlyPicksALayoutOfTheSameSumOrder) {
+  int switched = 0;
+  for (const DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+    for (const int width : {16, 8, 4, 2}) {
+      if (width < static_cast<int>(dtype_size(dtype))) continue;
+      for (std::int64_t dim = width; dim <= 4096; dim += width) {
+        const auto large = detail::cuda::choose_l2_norm_variant(dtype, dim, width, EpsMode::add,
+                                                                false, std::int64_t{1} << 24, 132);
+        const auto small =
+            detail::cuda::choose_l2_norm_variant(dtype, dim, width, EpsMode::add, false, 1, 132);
+        if (small.packed() == large.packed()) continue;
+        ++switched;
+        EXPECT_EQ(large.items, 2) << small.name() << " vs " << large.name();
+        EXPECT_EQ(small.items, 1) << small.name();
+        EXPECT_EQ(small.threads_per_row, 2 * large.threads_per_row) << small.name();
+        EXPECT_LE(small.threads_per_row, 32) << small.name();
+      }
+    }
+  }
+  EXPECT_GT(switched, 0);
 }
 
 // Every dim from 1 to the split threshold (and some beyond) maps onto a variant in the

@@ -169,6 +169,41 @@ TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
   }
 }
 
+// Short rows take another thread layout in small batches than in large ones (latency against
+// throughput); the sum order, hence every bit, must not change. Each row of a large batch is
+// compared with the same row normalized alone, including a rare-path row and a row ending in a
+// partial vector group (dim 200).
+TEST(CudaNumerics, ShortRowsDoNotDependOnTheRowCount) {
+  L2NORM_REQUIRE_GPU();
+  const std::int64_t rows = 40000;
+  for (const DType dtype : {DType::bf16, DType::f16}) {
+    for (const std::int64_t dim :
+         {std::int64_t{64}, std::int64_t{128}, std::int64_t{200}, std::int64_t{256}}) {
+      HostTensor input = testing::random_tensor(dtype, static_cast<std::size_t>(rows * dim), 41);
+      const std::int64_t rare_row = rows / 2;
+      for (std::int64_t i = 0; i < dim; ++i) {
+        const auto at = static_cast<std::size_t>(rare_row * dim + i);
+        input.set(at, input.get(at) * 1e-30f);
+      }
+      const L2NormOptions options{1e-6f, 0.25f, EpsMode::add};
+      const HostTensor batch = testing::run_l2_norm(Device::cuda(0), input, rows, dim, options);
+      const std::size_t row_bytes = static_cast<std::size_t>(dim) * dtype_size(dtype);
+      for (const std::int64_t row : {std::int64_t{0}, rare_row, rows - 1}) {
+        HostTensor alone_input(dtype, static_cast<std::size_t>(dim));
+        std::memcpy(alone_input.data(), static_cast<const char*>(input.data()) + row * row_bytes,
+                    row_bytes);
+        const HostTensor alone =
+            testing::run_l2_norm(Device::cuda(0), alone_input, 1, dim, options);
+        HostTensor batched(dtype, static_cast<std::size_t>(dim));
+        std::memcpy(batched.data(), static_cast<const char*>(batch.data()) + row * row_bytes,
+                    row_bytes);
+        EXPECT_TRUE(batched.bitwise_equal(alone))
+            << dtype_name(dtype) << " dim " << dim << " row " << row;
+      }
+    }
+  }
+}
+
 TEST(CudaNumerics, BitwiseDeterministicRunToRun) {
   L2NORM_REQUIRE_GPU();
   struct Case {
