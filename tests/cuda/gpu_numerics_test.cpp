@@ -126,7 +126,8 @@ TEST(CudaNumerics, LongRowsAgainstFloat64Reference) {
 // stages depends on the row count (one wave when it fits, several when not), but a row's result
 // must not. Each row of a batch is compared bit for bit with the same row normalized alone, and
 // the batch against the float64 reference; one row takes the rare (f64) path through the staged
-// tiles, one dim ends in a partial tile, and odd dims take the 2-, 4- and 8-byte vector variants.
+// tiles, one dim ends in a partial tile, 20 and 50 rows of 2^19 f32 take two and four waves on an
+// H100, and odd dims take the 2-, 4- and 8-byte vector variants.
 TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
   L2NORM_REQUIRE_GPU();
   struct Case {
@@ -137,7 +138,8 @@ TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
   const std::int64_t dim_with_partial_tile = 3 * 16384 + 100;
   for (const Case c :
        {Case{DType::f32, std::int64_t{1} << 19, 6}, Case{DType::f32, std::int64_t{1} << 19, 20},
-        Case{DType::bf16, std::int64_t{1} << 19, 30}, Case{DType::f32, dim_with_partial_tile, 40},
+        Case{DType::f32, std::int64_t{1} << 19, 50}, Case{DType::bf16, std::int64_t{1} << 19, 30},
+        Case{DType::f32, dim_with_partial_tile, 40},
         Case{DType::bf16, (std::int64_t{1} << 19) + 1, 8},
         Case{DType::f32, (std::int64_t{1} << 19) + 1, 8},
         Case{DType::f32, (std::int64_t{1} << 19) + 2, 8}}) {

@@ -47,8 +47,9 @@ TEST(CudaEncoder, RecordsOnTheCallersStream) {
   L2NORM_CUDA_OK(cudaStreamDestroy(stream));
 }
 
-// One short-row and one split-row dispatch captured into a graph and replayed: results match an
-// eager run bit for bit, every replay.
+// A short-row and two split-row dispatches (one wave, and three waves of on-chip rows on an H100,
+// whose barrier counters must be left ready for the next replay) captured into a graph and
+// replayed: results match an eager run bit for bit, every replay.
 TEST(CudaEncoder, GraphCaptureAndReplayAfterPrewarm) {
   L2NORM_REQUIRE_GPU();
   const L2NormOptions options{1e-6f, 0.125f, EpsMode::add};
@@ -57,7 +58,8 @@ TEST(CudaEncoder, GraphCaptureAndReplayAfterPrewarm) {
     std::int64_t rows;
     std::int64_t dim;
   };
-  const Case cases[] = {{DType::bf16, 64, 128}, {DType::f32, 8, 1 << 17}};
+  const Case cases[] = {
+      {DType::bf16, 64, 128}, {DType::f32, 8, 1 << 17}, {DType::f32, 40, 1 << 19}};
   for (const Case& c : cases) prewarm_l2_norm(Device::cuda(0), c.dtype, c.dim, options);
 
   cudaStream_t stream = nullptr;
