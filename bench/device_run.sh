@@ -27,7 +27,7 @@ fi
 if has tests; then
   # The whole suite (CPU, CUDA, CLI on the GPU, package consumers), one CTest entry per case.
   start=$SECONDS
-  (cd $BUILD && ctest -j 8 --output-on-failure --timeout 600) > "$OUT/tests.log" 2>&1
+  (cd $BUILD && ctest -j 8 --output-on-failure --timeout ${CTEST_TIMEOUT:-600}) > "$OUT/tests.log" 2>&1
   note "ctest: rc=$? in $((SECONDS - start)) s: $(grep -E 'tests passed' "$OUT/tests.log")"
   grep -E "\(Failed\)|\(Timeout\)|Exception" "$OUT/tests.log" | tee -a "$SUMMARY"
 fi

@@ -156,10 +156,20 @@ int main() {
   check(cudaMalloc(&flush, flush_bytes), "cudaMalloc flush");
 
   const std::vector<Shape> shapes = {
-      {32, 128, DType::bf16},      {2048, 128, DType::bf16},  {65536, 128, DType::bf16},
-      {524288, 128, DType::bf16},  {524288, 128, DType::f32}, {1000000, 768, DType::f32},
-      {100000, 4096, DType::bf16}, {65536, 100, DType::f32},  {4096, 1000, DType::bf16},
-      {64, 65536, DType::f32},     {8, 1048576, DType::f32},
+      {32, 128, DType::bf16},
+      {2048, 128, DType::bf16},
+      {65536, 128, DType::bf16},
+      {524288, 128, DType::bf16},
+      {524288, 128, DType::f32},
+      {1000000, 768, DType::f32},
+      {100000, 4096, DType::bf16},
+      {65536, 100, DType::f32},
+      {4096, 1000, DType::bf16},
+      {64, 65536, DType::f32},
+      {8, 1048576, DType::f32},
+      // Long rows in several waves of the split kernel (not in the list).
+      {512, 131072, DType::f32},
+      {4096, 32768, DType::bf16},
   };
   const l2norm::L2NormOptions options;  // eps 1e-6, add, no scale
 
