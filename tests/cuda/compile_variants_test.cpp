@@ -68,6 +68,10 @@ TEST(CudaKernelVariants, RowCountOnlyPicksALayoutOfTheSameSumOrder) {
                                                                 false, std::int64_t{1} << 24, 132);
         const auto small =
             detail::cuda::choose_l2_norm_variant(dtype, dim, width, EpsMode::add, false, 1, 132);
+        // One vector per thread marks the small-batch layout (the kernel stores before its
+        // rare-path check there); large batches never get it.
+        EXPECT_TRUE(large.kind != detail::cuda::KernelKind::rows || large.items >= 2)
+            << large.name();
         if (small.packed() == large.packed()) continue;
         ++switched;
         EXPECT_EQ(large.items, 2) << small.name() << " vs " << large.name();
