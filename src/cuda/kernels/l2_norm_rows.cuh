@@ -34,6 +34,7 @@ __device__ __forceinline__ void allow_next_kernel_launch() {
   asm volatile("griddepcontrol.launch_dependents;");
 #endif
 }
+
 // A row group's values (zero past the row's end or for an inactive group member).
 __device__ __forceinline__ void load_row(const void* input, long long row_offset, long long vectors,
                                          int lane, bool active, float* x) {
