@@ -54,11 +54,7 @@ KernelSpec L2NormVariant::spec() const {
                   "L2NORM_BLOCK_THREADS=" + std::to_string(block_threads),
                   std::string("L2NORM_EPS_CLAMP=") + (eps_mode == EpsMode::clamp ? "1" : "0"),
                   std::string("L2NORM_SCALED=") + (scaled ? "1" : "0")};
-  if (!split) {
-    spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
-    // One vector per thread only in the small-batch layout (latency_variant below).
-    spec.defines.push_back(std::string("L2NORM_STORE_FIRST=") + (items == 1 ? "1" : "0"));
-  }
+  if (!split) spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
   return spec;
 }
 

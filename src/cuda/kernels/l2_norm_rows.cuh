@@ -3,8 +3,7 @@
 // block), so the input is read from memory exactly once.
 //
 // Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_THREADS_PER_ROW (power of two), L2NORM_ITEMS
-// (vectors per thread), L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED, L2NORM_STORE_FIRST
-// (the small-batch layout: see the kernel).
+// (vectors per thread), L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED.
 #include "reduce.cuh"
 #include "row_math.cuh"
 
@@ -15,6 +14,10 @@ constexpr int kBlockThreads = L2NORM_BLOCK_THREADS;
 constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
 constexpr int kValues = kItems * kVec;
 constexpr int kScratch = kBlockThreads >= 32 ? kBlockThreads / 32 : 1;
+// Only the small-batch layout keeps one vector per thread (latency_variant in
+// l2_norm_variants.cpp); there latency counts and occupancy does not, so the kernel stores the
+// common result before the rare-path vote (see the kernel).
+constexpr bool kStoreFirst = kItems == 1;
 static_assert(kBlockThreads % kThreadsPerRow == 0 && kBlockThreads % 32 == 0, "bad block shape");
 
 // Programmatic dependent launch (sm_90 and newer; the encoder launches with programmatic stream
@@ -59,6 +62,23 @@ __device__ __forceinline__ void store_row(void* output, long long row_offset, lo
   }
 }
 
+// y = round(x * inverse) (then * scale), the common path.
+__device__ __forceinline__ void scale_common(const float* x, float inverse, float scale, float* y) {
+#pragma unroll
+  for (int i = 0; i < kValues; ++i) y[i] = output_value(__fmul_rn(x[i], inverse), scale);
+}
+
+// The rare path's inverse norm, from the f64 sum of the group's row; every thread of the group
+// must call it.
+__device__ __forceinline__ double rare_row_inverse(const float (&x)[kValues], float eps,
+                                                   double* scratch) {
+  return rare_inverse_norm(group_sum<kThreadsPerRow>(sum_of_squares_f64(x), scratch), eps);
+}
+
+__device__ __forceinline__ void scale_rare(const float* x, double inverse, float scale, float* y) {
+#pragma unroll
+  for (int i = 0; i < kValues; ++i) y[i] = output_value(rare_scaled(x[i], inverse), scale);
+}
 }  // namespace l2norm_kernels
 
 extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
@@ -84,50 +104,37 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
 
     const float sum = group_sum<kThreadsPerRow>(sum_of_squares(x), scratch_f32);
     const float inverse = common_inverse_norm(sum, args.eps);
-#if L2NORM_STORE_FIRST
-    // The common result is stored before the rare-path vote, so the vote and its branch are off
-    // the dependent chain; a rare row is then stored again, from x still in registers, with its
-    // f64 scale. The same thread writes both, so the second wins, and nothing can observe the
-    // first before the kernel ends. Costs registers (x and y live together), so only the
-    // small-batch layout, where latency counts and occupancy does not, does this. H100, graph
-    // chains, 16 x 1: 32 x 128 bf16 1.14 -> 1.11 us, 2048 x 128 1.44 -> 1.39 (notes v6).
-    {
-      float y[kValues];
-#pragma unroll
-      for (int i = 0; i < kValues; ++i) y[i] = output_value(__fmul_rn(x[i], inverse), args.scale);
+    const bool rare = active && needs_rare_path(sum);
+    float y[kValues];
+    if constexpr (kStoreFirst) {
+      // The common result is stored before the rare-path vote, so the vote and its branch are
+      // off the dependent chain; a rare row is then stored again, from x still in registers, with
+      // its f64 scale. The same thread writes both, so the second wins, and nothing can observe
+      // the first before the kernel ends. Keeping x and y live together costs registers, hence
+      // only here. H100, graph chains, 16 x 1: 32 x 128 bf16 1.14 -> 1.11 us, 2048 x 128
+      // 1.44 -> 1.39 (notes/cuda-perf.md v6).
+      scale_common(x, inverse, args.scale, y);
       if (active) store_row(args.output, offsets.output, vectors, lane, y);
-    }
-    const bool rare = active && needs_rare_path(sum);
-    if (group_any<kThreadsPerRow>(rare)) {
-      const double rare_inverse = rare_inverse_norm(
-          group_sum<kThreadsPerRow>(sum_of_squares_f64(x), scratch_f64), args.eps);
-      if (rare) {
-#pragma unroll
-        for (int i = 0; i < kValues; ++i) {
-          x[i] = output_value(rare_scaled(x[i], rare_inverse), args.scale);
+      if (group_any<kThreadsPerRow>(rare)) {
+        const double rare_inverse = rare_row_inverse(x, args.eps, scratch_f64);
+        if (rare) {
+          scale_rare(x, rare_inverse, args.scale, y);
+          store_row(args.output, offsets.output, vectors, lane, y);
         }
-        store_row(args.output, offsets.output, vectors, lane, x);
-      }
-    }
-#else
-    const bool rare = active && needs_rare_path(sum);
-    double rare_inverse = 0.0;
-    if (group_any<kThreadsPerRow>(rare)) {
-      rare_inverse = rare_inverse_norm(
-          group_sum<kThreadsPerRow>(sum_of_squares_f64(x), scratch_f64), args.eps);
-    }
-    // One branch per row, not a choice per element: the common path never touches f64, which
-    // keeps the dependent chain short (notes/cuda-perf.md v6).
-    if (rare) {
-#pragma unroll
-      for (int i = 0; i < kValues; ++i) {
-        x[i] = output_value(rare_scaled(x[i], rare_inverse), args.scale);
       }
     } else {
-#pragma unroll
-      for (int i = 0; i < kValues; ++i) x[i] = output_value(__fmul_rn(x[i], inverse), args.scale);
+      double rare_inverse = 0.0;
+      if (group_any<kThreadsPerRow>(rare)) {
+        rare_inverse = rare_row_inverse(x, args.eps, scratch_f64);
+      }
+      // One branch per row, not a choice per element: the common path never touches f64, which
+      // keeps the dependent chain short (notes/cuda-perf.md v6).
+      if (rare) {
+        scale_rare(x, rare_inverse, args.scale, y);
+      } else {
+        scale_common(x, inverse, args.scale, y);
+      }
+      if (active) store_row(args.output, offsets.output, vectors, lane, y);
     }
-    if (active) store_row(args.output, offsets.output, vectors, lane, x);
-#endif
   }
 }
