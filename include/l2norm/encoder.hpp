@@ -41,7 +41,8 @@ class CommandEncoder {
   // The cudaStream_t the encoder records onto (nullptr on the CPU).
   void* cuda_stream() const noexcept;
 
-  // Ends the current batch: its dispatches are handed to the device (already run on the CPU).
+  // Ends the current batch. Its dispatches are already on the device: CUDA enqueues each one on
+  // the stream as it is recorded, and the CPU has run it.
   // Returns how many dispatches the batch held.
   std::size_t commit();
   // Commits any open batch and blocks until every committed dispatch has finished.

@@ -64,7 +64,8 @@ class EncoderImpl {
   virtual ~EncoderImpl() = default;
   // Runs (CPU) or enqueues (CUDA) the call; returns the name of the variant it picked.
   virtual std::string l2_norm(const L2NormCall& call) = 0;
-  virtual void commit() = 0;
+  // Blocks until every call so far has finished. (Ending a batch needs nothing from a backend:
+  // each call is run or enqueued as it is recorded.)
   virtual void wait() = 0;
   virtual void* cuda_stream() const noexcept { return nullptr; }
 };

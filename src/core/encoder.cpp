@@ -29,7 +29,6 @@ void* CommandEncoder::cuda_stream() const noexcept {
 }
 
 std::size_t CommandEncoder::commit() {
-  impl_->commit();
   const std::size_t count = recorded_.size();
   recorded_.clear();
   return count;

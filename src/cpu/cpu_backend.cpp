@@ -19,7 +19,6 @@ namespace {
 class CpuEncoder final : public EncoderImpl {
  public:
   std::string l2_norm(const L2NormCall& call) override { return run_l2_norm(call); }
-  void commit() override {}
   void wait() override {}
 };
 
