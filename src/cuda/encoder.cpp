@@ -64,7 +64,9 @@ class LoadedVariants {
           properties.shared_memory_per_block_optin > attributes.sharedSizeBytes
               ? properties.shared_memory_per_block_optin - attributes.sharedSizeBytes
               : 0;
-      const std::size_t staged_tiles = free_shared / loaded.tile_bytes;
+      // Streamed blocks keep nothing beyond their registers.
+      const std::size_t staged_tiles =
+          variant.kind == KernelKind::split_on_chip ? free_shared / loaded.tile_bytes : 0;
       const std::size_t staged_bytes = staged_tiles * loaded.tile_bytes;
       if (staged_tiles > 0) {
         check(cudaKernelSetAttributeForDevice(static_cast<cudaKernel_t>(loaded.kernel),
@@ -120,18 +122,39 @@ L2NormArgs make_args(const L2NormCall& call) {
   return args;
 }
 
+// Slots of the split workspace: one per block that can be co-resident on the device.
+std::int64_t split_workspace_slots(int device_index) {
+  const DeviceProperties& properties = device_properties(device_index);
+  return std::int64_t{properties.multiprocessors} *
+         std::max(properties.max_blocks_per_multiprocessor, 1);
+}
+
+std::int64_t split_tiles(const L2NormVariant& variant, std::int64_t dim) {
+  const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
+  const std::int64_t vectors = dim / variant.vector_elements();
+  return (vectors + tile_vectors - 1) / tile_vectors;
+}
+
+// Whether a row of `dim` fits on chip: its tiles over the blocks that can be co-resident (and
+// have workspace slots), each keeping `tiles_on_chip`. Depends on dim and the device only, so a
+// row's mode, and with it its sum order, never depends on the batch.
+bool row_fits_on_chip(const LoadedVariant& on_chip, const L2NormVariant& variant, std::int64_t dim,
+                      std::int64_t slots) {
+  const std::int64_t tiles = split_tiles(variant, dim);
+  const std::int64_t blocks = std::min<std::int64_t>(on_chip.co_resident_blocks, slots);
+  return tiles <= blocks * on_chip.tiles_on_chip && tiles <= slots;
+}
+
 // Partial sums and barrier counters of the split kernel, one slot per co-resident block.
 class SplitWorkspace {
  public:
   // The counters are zeroed on `stream`, before any kernel of the encoder runs there.
   SplitWorkspace(int device_index, cudaStream_t stream) {
-    const DeviceProperties& properties = device_properties(device_index);
-    capacity_ = static_cast<std::size_t>(properties.multiprocessors) *
-                static_cast<std::size_t>(std::max(properties.max_blocks_per_multiprocessor, 1));
+    capacity_ = static_cast<std::size_t>(split_workspace_slots(device_index));
     const std::size_t bytes =
-        capacity_ * (2 * sizeof(double) + 2 * sizeof(float) + 2 * sizeof(unsigned int));
+        capacity_ * (2 * sizeof(double) + 2 * sizeof(float) + sizeof(unsigned int));
     check(cudaMalloc(&memory_, bytes), "cudaMalloc of the l2_norm split workspace");
-    // Once, at creation: the kernel leaves the counters at zero after every dispatch.
+    // Once, at creation: every dispatch leaves each barrier's arrival count at zero.
     const cudaError_t status = cudaMemsetAsync(memory_, 0, bytes, stream);
     if (status != cudaSuccess) {
       cudaFree(memory_);
@@ -145,10 +168,9 @@ class SplitWorkspace {
   std::size_t capacity() const { return capacity_; }
   double* partial_f64() const { return static_cast<double*>(memory_); }
   float* partial_f32() const { return reinterpret_cast<float*>(partial_f64() + 2 * capacity_); }
-  unsigned int* arrivals() const {
+  unsigned int* row_barriers() const {
     return reinterpret_cast<unsigned int*>(partial_f32() + 2 * capacity_);
   }
-  unsigned int* generations() const { return arrivals() + capacity_; }
 
  private:
   void* memory_ = nullptr;
@@ -182,10 +204,17 @@ class CudaEncoder final : public EncoderImpl {
 
   std::string l2_norm(const L2NormCall& call) override {
     DeviceScope scope(device_index_);
-    const L2NormVariant variant =
+    L2NormVariant variant =
         choose_l2_norm_variant(call.dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled,
                                call.rows, multiprocessors_);
-    const LoadedVariant& loaded = find_or_load(variant);
+    const LoadedVariant* found = &find_or_load(variant);
+    if (variant.kind == KernelKind::split_on_chip &&
+        !row_fits_on_chip(*found, variant, call.dim,
+                          static_cast<std::int64_t>(workspace_->capacity()))) {
+      variant = streamed_variant(variant);
+      found = &find_or_load(variant);
+    }
+    const LoadedVariant& loaded = *found;
     L2NormArgs args = make_args(call);
     if (variant.kind == KernelKind::rows) {
       const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
@@ -237,14 +266,11 @@ class CudaEncoder final : public EncoderImpl {
 
   void launch_split(const L2NormVariant& variant, const LoadedVariant& loaded,
                     const L2NormCall& call, L2NormArgs& args) {
-    const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
-    const std::int64_t vectors = call.dim / variant.vector_elements();
-    const std::int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
+    const std::int64_t tiles = split_tiles(variant, call.dim);
     const auto capacity = static_cast<std::int64_t>(workspace_->capacity());
     const std::int64_t grid_limit = std::min<std::int64_t>(loaded.co_resident_blocks, capacity);
     const auto ceil_div = [](std::int64_t a, std::int64_t b) { return (a + b - 1) / b; };
-    // The mode depends on dim and the device only, and so does each mode's sum order.
-    const bool on_chip = tiles <= grid_limit * loaded.tiles_on_chip && tiles <= capacity;
+    const bool on_chip = variant.kind == KernelKind::split_on_chip;
     std::int64_t tiles_per_block = 0;
     if (on_chip) {
       // As few tiles per block as lets every row be on chip at once (most blocks, most bandwidth);
@@ -271,11 +297,9 @@ class CudaEncoder final : public EncoderImpl {
     split.blocks_per_row = blocks_per_row;
     split.tiles_per_block = tiles_per_block;
     split.rows_per_wave = rows_per_wave;
-    split.on_chip = on_chip ? 1 : 0;
     split.partial_f32 = workspace_->partial_f32();
     split.partial_f64 = workspace_->partial_f64();
-    split.arrivals = workspace_->arrivals();
-    split.generations = workspace_->generations();
+    split.row_barriers = workspace_->row_barriers();
 
     cudaLaunchAttribute cooperative{};
     cooperative.id = cudaLaunchAttributeCooperative;
@@ -316,9 +340,17 @@ void prewarm_l2_norm(int device_index, DType dtype, std::int64_t dim,
                      const L2NormOptions& options) {
   device_properties(device_index);
   const bool scaled = options.scale != 1.0f;
+  const auto find_or_load = [device_index](const L2NormVariant& variant) -> const LoadedVariant& {
+    const LoadedVariant* loaded = loaded_variants().find(device_index, variant);
+    return loaded != nullptr ? *loaded : loaded_variants().load(device_index, variant);
+  };
   for (const L2NormVariant& variant : l2_norm_variants_for(dtype, dim, options.eps_mode, scaled)) {
-    if (loaded_variants().find(device_index, variant) == nullptr) {
-      loaded_variants().load(device_index, variant);
+    // The streamed kernel only where this device cannot keep the row on chip.
+    if (variant.kind == KernelKind::split_streamed) continue;
+    const LoadedVariant& loaded = find_or_load(variant);
+    if (variant.kind == KernelKind::split_on_chip &&
+        !row_fits_on_chip(loaded, variant, dim, split_workspace_slots(device_index))) {
+      find_or_load(streamed_variant(variant));
     }
   }
 }

@@ -45,7 +45,7 @@ std::uint64_t L2NormVariant::packed() const {
 
 KernelSpec L2NormVariant::spec() const {
   KernelSpec spec;
-  const bool split = kind == KernelKind::split;
+  const bool split = kind != KernelKind::rows;
   spec.source = split ? "l2_norm_split.cuh" : "l2_norm_rows.cuh";
   spec.entry = split ? "l2_norm_split" : "l2_norm_rows";
   spec.defines = {"L2NORM_DTYPE=" + std::to_string(dtype_code(dtype)),
@@ -54,12 +54,19 @@ KernelSpec L2NormVariant::spec() const {
                   "L2NORM_BLOCK_THREADS=" + std::to_string(block_threads),
                   std::string("L2NORM_EPS_CLAMP=") + (eps_mode == EpsMode::clamp ? "1" : "0"),
                   std::string("L2NORM_SCALED=") + (scaled ? "1" : "0")};
-  if (!split) spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
+  if (split) {
+    spec.defines.push_back(std::string("L2NORM_SPLIT_ON_CHIP=") +
+                           (kind == KernelKind::split_on_chip ? "1" : "0"));
+  } else {
+    spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
+  }
   return spec;
 }
 
 std::string L2NormVariant::name() const {
-  std::string text = kind == KernelKind::split ? "l2_norm_split<" : "l2_norm_rows<";
+  std::string text = kind == KernelKind::rows            ? "l2_norm_rows<"
+                     : kind == KernelKind::split_on_chip ? "l2_norm_split_on_chip<"
+                                                         : "l2_norm_split_streamed<";
   text += std::string(dtype_name(dtype)) + ",v" + std::to_string(vector_bytes) + ",";
   text += std::to_string(threads_per_row) + "x" + std::to_string(items) + ",";
   text += eps_mode == EpsMode::clamp ? "clamp" : "add";
@@ -85,7 +92,7 @@ L2NormVariant throughput_variant(DType dtype, std::int64_t dim, int vector_bytes
     variant.threads_per_row = next_power_of_two(threads_needed);
     variant.block_threads = std::max(variant.threads_per_row, 256);
   } else {
-    variant.kind = KernelKind::split;
+    variant.kind = KernelKind::split_on_chip;
     variant.items = kSplitValuesPerThread / elements;
     variant.threads_per_row = kSplitBlockThreads;
     variant.block_threads = kSplitBlockThreads;
@@ -118,10 +125,19 @@ std::vector<L2NormVariant> layouts(DType dtype, std::int64_t dim, int vector_byt
   std::vector<L2NormVariant> variants{
       throughput_variant(dtype, dim, vector_bytes, eps_mode, scaled)};
   if (const auto latency = latency_variant(variants.front())) variants.push_back(*latency);
+  if (variants.front().kind == KernelKind::split_on_chip) {
+    variants.push_back(streamed_variant(variants.front()));
+  }
   return variants;
 }
 
 }  // namespace
+
+L2NormVariant streamed_variant(const L2NormVariant& on_chip) {
+  L2NormVariant variant = on_chip;
+  variant.kind = KernelKind::split_streamed;
+  return variant;
+}
 
 L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
                                      EpsMode eps_mode, bool scaled, std::int64_t rows,

@@ -13,7 +13,11 @@
 
 namespace l2norm::detail::cuda {
 
-enum class KernelKind : std::uint8_t { rows, split };
+// Split rows run on chip (each block keeps its segment in registers and shared memory: one read
+// of memory) when the row fits the co-resident blocks, else streamed (the scaling pass reads the
+// row again, mostly from L2). Separate kernels: each compiles only its own mode, which keeps a
+// cold compile of either well under the time of both in one.
+enum class KernelKind : std::uint8_t { rows, split_on_chip, split_streamed };
 
 // Values (elements) each thread keeps in registers: rows kernel, split kernel (per tile).
 inline constexpr int kRowsValuesPerThread = 16;
@@ -44,12 +48,15 @@ struct L2NormVariant {
 
 // The variant for a call of `rows` rows on a device of `multiprocessors` SMs. The row count only
 // chooses between layouts that sum a row in the same order, so a row's result never depends on
-// the batch it comes in.
+// the batch it comes in. Rows longer than the rows kernel takes get split_on_chip; the dispatcher
+// turns it into streamed_variant() when the loaded kernel shows that the row does not fit.
 L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
                                      EpsMode eps_mode, bool scaled, std::int64_t rows,
                                      int multiprocessors);
+// The split_streamed kernel of the same dtype, vector width and options.
+L2NormVariant streamed_variant(const L2NormVariant& on_chip);
 // Every variant a call of this dtype, dim and options may pick, whatever its pointers, strides and
-// row count.
+// row count (split dims: both split kernels, since the device decides between them).
 std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
                                                 bool scaled);
 // Every variant the dispatcher can ever pick (for the compile-everything test).

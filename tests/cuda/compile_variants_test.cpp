@@ -50,8 +50,32 @@ TEST(CudaKernelVariants, KindDependsOnDimOnly) {
     EXPECT_EQ(longest_rows.kind, detail::cuda::KernelKind::rows);
     const auto split = detail::cuda::choose_l2_norm_variant(
         DType::f32, detail::cuda::kMaxRowsKernelDim + 4, 16, EpsMode::add, false, rows, 132);
-    EXPECT_EQ(split.kind, detail::cuda::KernelKind::split);
+    EXPECT_EQ(split.kind, detail::cuda::KernelKind::split_on_chip);
   }
+}
+
+// A split dim may run either split kernel (the device decides which), so both are in its prewarm
+// set, and each compiles its own mode only.
+TEST(CudaKernelVariants, SplitDimsListBothSplitKernels) {
+  const auto variants = detail::cuda::l2_norm_variants_for(
+      DType::f32, detail::cuda::kMaxRowsKernelDim * 2, EpsMode::add, false);
+  int on_chip = 0;
+  int streamed = 0;
+  for (const auto& variant : variants) {
+    const auto& defines = variant.spec().defines;
+    const auto defined = [&defines](const std::string& define) {
+      return std::find(defines.begin(), defines.end(), define) != defines.end();
+    };
+    if (variant.kind == detail::cuda::KernelKind::split_on_chip) {
+      ++on_chip;
+      EXPECT_TRUE(defined("L2NORM_SPLIT_ON_CHIP=1")) << variant.name();
+    } else if (variant.kind == detail::cuda::KernelKind::split_streamed) {
+      ++streamed;
+      EXPECT_TRUE(defined("L2NORM_SPLIT_ON_CHIP=0")) << variant.name();
+    }
+  }
+  EXPECT_EQ(on_chip, 3);  // 16-, 8- and 4-byte vectors
+  EXPECT_EQ(streamed, 3);
 }
 
 // Small batches may get a layout of one vector per thread; it must keep the sum order of the

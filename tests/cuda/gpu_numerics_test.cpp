@@ -1,11 +1,13 @@
 // CUDA results against the float64 reference where the GPU kernels differ from the shared cases:
-// more than 2^31 elements, misaligned pointers, split long rows (with rare-path rows), and bitwise
-// determinism from run to run.
+// more than 2^31 elements, misaligned pointers, split long rows on chip and streamed (with
+// rare-path rows), and bitwise determinism from run to run.
 #include <cuda_runtime_api.h>
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gpu_test_support.hpp"
@@ -164,6 +166,51 @@ TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
       const HostTensor alone =
           testing::run_l2_norm(Device::cuda(0), alone_input, 1, c.dim, options);
       HostTensor batched(c.dtype, static_cast<std::size_t>(c.dim));
+      std::memcpy(batched.data(), static_cast<const char*>(got.data()) + row * row_bytes,
+                  row_bytes);
+      EXPECT_TRUE(batched.bitwise_equal(alone)) << what << " row " << row;
+    }
+  }
+}
+
+// Rows longer than the blocks that can be co-resident keep on chip take the streamed split kernel
+// (each block's tiles read a second time, mostly from L2). 2^24 f32 and 2^25 bf16 elements are over
+// the on-chip limit of an H100 (132 blocks x 4 f32 or 8 16-bit tiles of 16384 elements); the test
+// checks that the streamed kernel ran, then the results against the float64 reference, a rare-path
+// row, and each row against the same row normalized alone (its sum order is fixed by dim).
+TEST(CudaNumerics, RowsLongerThanTheChipAreStreamed) {
+  L2NORM_REQUIRE_GPU();
+  for (const auto& [dtype, dim] : {std::pair{DType::f32, std::int64_t{1} << 24},
+                                   std::pair{DType::bf16, std::int64_t{1} << 25}}) {
+    const std::int64_t rows = 2;
+    const std::string what = std::string(dtype_name(dtype)) + " dim " + std::to_string(dim);
+    HostTensor input = testing::random_tensor(dtype, static_cast<std::size_t>(rows * dim), 53);
+    const std::int64_t rare_row = 1;
+    for (std::int64_t i = 0; i < dim; ++i) {
+      const auto at = static_cast<std::size_t>(rare_row * dim + i);
+      input.set(at, input.get(at) * 1e-30f);
+    }
+    const L2NormOptions options{1e-6f, 1.0f, EpsMode::add};
+    Buffer in(Device::cuda(0), dtype, rows * dim);
+    Buffer out(Device::cuda(0), dtype, rows * dim);
+    in.copy_from_host(input.data(), input.bytes());
+    CommandEncoder encoder(Device::cuda(0));
+    l2_norm(encoder, in, out, rows, dim, options);
+    ASSERT_EQ(encoder.recorded().size(), 1u);
+    EXPECT_EQ(encoder.recorded()[0].variant.rfind("l2_norm_split_streamed<", 0), 0u)
+        << what << ": " << encoder.recorded()[0].variant;
+    encoder.wait();
+    HostTensor got(dtype, input.count());
+    out.copy_to_host(got.data(), got.bytes());
+    testing::expect_within_budget(got, testing::reference_l2_norm(input, rows, dim, options), dim,
+                                  false, what.c_str());
+    const std::size_t row_bytes = static_cast<std::size_t>(dim) * dtype_size(dtype);
+    for (std::int64_t row = 0; row < rows; ++row) {
+      HostTensor alone_input(dtype, static_cast<std::size_t>(dim));
+      std::memcpy(alone_input.data(), static_cast<const char*>(input.data()) + row * row_bytes,
+                  row_bytes);
+      const HostTensor alone = testing::run_l2_norm(Device::cuda(0), alone_input, 1, dim, options);
+      HostTensor batched(dtype, static_cast<std::size_t>(dim));
       std::memcpy(batched.data(), static_cast<const char*>(got.data()) + row * row_bytes,
                   row_bytes);
       EXPECT_TRUE(batched.bitwise_equal(alone)) << what << " row " << row;

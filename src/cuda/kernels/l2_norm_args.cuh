@@ -20,17 +20,14 @@ struct L2NormArgs {
 
 // Extra parameters of the split-row kernel: each row is cut into blocks_per_row segments of
 // tiles_per_block tiles; rows_per_wave rows are in flight at once (the co-resident grid is
-// rows_per_wave * blocks_per_row blocks). on_chip: segments stay in registers and dynamic shared
-// memory and partial sums are per tile; otherwise they are streamed and partial sums are per
-// block. The workspace belongs to the encoder: partial sums (two parities) and, per row slot, an
-// arrival counter and a generation.
+// rows_per_wave * blocks_per_row blocks). Partial sums are per tile on chip and per block
+// streamed. The workspace belongs to the encoder: partial sums (two parities) and, per row slot, a
+// barrier word (arrival count and generation).
 struct L2NormSplitArgs {
   long long blocks_per_row;
   long long tiles_per_block;
   long long rows_per_wave;
-  long long on_chip;
   float* partial_f32;
   double* partial_f64;
-  unsigned int* arrivals;
-  unsigned int* generations;
+  unsigned int* row_barriers;
 };

@@ -2,8 +2,9 @@
 // by co-resident blocks (cooperative launch); the blocks of one row exchange partial sums through
 // the encoder's workspace and meet at a per-row barrier (integer atomics only).
 //
-// Two modes, chosen on the host from dim and the device alone:
-// - on chip (split.on_chip): a segment's last tile stays in registers and its other tiles in
+// Two modes, each its own kernel (L2NORM_SPLIT_ON_CHIP), chosen on the host from dim and the
+// device alone:
+// - on chip: a segment's last tile stays in registers and its other tiles in
 //   dynamic shared memory, so memory is read once and written once. Every load of the segment is
 //   issued (cp.async for the staged tiles) before the first one is waited for. One partial sum per
 //   tile, combined by a fixed tree over the row's tiles: how tiles map to blocks (which depends on
@@ -15,7 +16,8 @@
 //   again, mostly from L2, for the scaling pass.
 //
 // Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS (vectors per thread per tile),
-// L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED.
+// L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED, L2NORM_SPLIT_ON_CHIP (1 on chip, 0
+// streamed).
 #include "reduce.cuh"
 #include "row_math.cuh"
 
@@ -26,6 +28,7 @@
 #endif
 
 namespace l2norm_kernels {
+constexpr bool kOnChip = L2NORM_SPLIT_ON_CHIP != 0;
 constexpr int kItems = L2NORM_ITEMS;
 constexpr int kBlockThreads = L2NORM_BLOCK_THREADS;
 constexpr int kValues = kItems * kVec;
@@ -70,15 +73,14 @@ __device__ __forceinline__ void load_vector_read_once(const void* base, long lon
 #endif
 }
 
-// read_once: on chip, where nothing reads the tile from memory again.
+// On chip, nothing reads the tile from memory again; streamed, the scaling pass does.
 __device__ __forceinline__ void load_tile(const L2NormArgs& args, long long row_offset,
-                                          long long tile, long long vectors, bool read_once,
-                                          float* x) {
+                                          long long tile, long long vectors, float* x) {
 #pragma unroll
   for (int item = 0; item < kItems; ++item) {
     const long long vector = tile_vector(tile, item);
     if (vector < vectors) {
-      if (read_once) {
+      if constexpr (kOnChip) {
         load_vector_read_once(args.input, row_offset + vector * kVec, x + item * kVec);
       } else {
         load_vector(args.input, row_offset + vector * kVec, x + item * kVec);
@@ -131,25 +133,34 @@ __device__ __forceinline__ void read_staged_tile(const raw_vector_t* slot, float
   }
 }
 
-// Waits until all `group_size` blocks of row slot `slot` have arrived. Self-resetting: the last
-// block to arrive zeroes the counter and bumps the slot's generation, which the others watch, so
-// no memset is needed between dispatches and a graph replay finds the counters as it left them.
+// Waits until all `group_size` blocks of row slot `slot` have arrived. One word per slot: arrivals
+// in the low 16 bits, a generation in the high 16 (group_size < 2^16: the grid is far smaller).
+// Thread 0 arrives with an acq_rel add, which publishes the block's partial sums and, for the last
+// block, acquires everyone's; the last block turns the count back to zero and bumps the generation
+// in one further add, the others watch the generation with acquire loads. Self-resetting, so no
+// memset is needed between dispatches and a graph replay finds the words as it left them. (Against
+// separate arrival and generation words with fences, this saves a round trip to L2 for the last
+// arriver: H100, 8 x 1M f32, last arrival -> last release 2.1 -> 1.7 us; notes/cuda-perf.md v7.)
 __device__ __forceinline__ void row_barrier(const L2NormSplitArgs& split, long long slot,
                                             unsigned int group_size) {
   __syncthreads();
   if (threadIdx.x == 0) {
-    volatile unsigned int* generation = split.generations + slot;
-    const unsigned int seen = *generation;
-    __threadfence();
-    const unsigned int arrived = atomicAdd(split.arrivals + slot, 1u);
-    if (arrived == group_size - 1) {
-      atomicExch(split.arrivals + slot, 0u);
-      __threadfence();
-      atomicAdd(split.generations + slot, 1u);
+    unsigned int* word = split.row_barriers + slot;
+    unsigned int before;
+    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;"
+                 : "=r"(before)
+                 : "l"(word)
+                 : "memory");
+    if ((before & 0xffffu) == group_size - 1) {
+      asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(word),
+                   "r"(0x10000u - group_size)
+                   : "memory");
     } else {
-      while (*generation == seen) __nanosleep(64);
+      unsigned int now;
+      do {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(word) : "memory");
+      } while ((now >> 16) == (before >> 16));
     }
-    __threadfence();
   }
   __syncthreads();
 }
@@ -181,14 +192,14 @@ __device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T*
     } else {
       squares = sum_of_squares(x);
     }
-    if (split.on_chip) {
+    if constexpr (kOnChip) {
       const T tile_sum = group_sum<kBlockThreads>(squares, scratch);
       if (threadIdx.x == 0) __stcg(base + layout.first_own + (tile - first_tile), tile_sum);
     } else {
       thread_sum += squares;
     }
   }
-  if (!split.on_chip) {
+  if constexpr (!kOnChip) {
     const T block_sum = group_sum<kBlockThreads>(thread_sum, scratch);
     if (threadIdx.x == 0) __stcg(base + layout.first_own, block_sum);
   }
@@ -218,8 +229,8 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
   const long long last_tile = end_tile - 1;
   PartialLayout layout;
-  layout.per_row = split.on_chip ? tiles : split.blocks_per_row;
-  layout.first_own = slot * layout.per_row + (split.on_chip ? first_tile : segment);
+  layout.per_row = kOnChip ? tiles : split.blocks_per_row;
+  layout.first_own = slot * layout.per_row + (kOnChip ? first_tile : segment);
   layout.parity_stride = split.rows_per_wave * layout.per_row;
 
   float x[kValues];
@@ -229,17 +240,17 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
     if (row >= args.rows) break;
     const RowOffsets offsets = row_offsets(args, row);
 
-    if (split.on_chip) {
+    if constexpr (kOnChip) {
       for (long long tile = first_tile; tile < last_tile; ++tile) {
         stage_tile(args.input, offsets.input, tile, staged + (tile - first_tile) * kTileVectors);
       }
-      load_tile(args, offsets.input, last_tile, vectors, true, x);
+      load_tile(args, offsets.input, last_tile, vectors, x);
       wait_for_staged_tiles();
     }
     // A tile's values: on chip from registers or shared memory, streamed from memory again.
     const auto values = [&](long long tile, float* out) {
-      if (!split.on_chip) {
-        load_tile(args, offsets.input, tile, vectors, false, out);
+      if constexpr (!kOnChip) {
+        load_tile(args, offsets.input, tile, vectors, out);
       } else if (tile == last_tile) {
 #pragma unroll
         for (int i = 0; i < kValues; ++i) out[i] = x[i];
