@@ -4,6 +4,7 @@
 // Then host time per dispatch against a bare launch of an empty kernel, and cold / warm first-call
 // latency per variant.
 #include <cuda_runtime_api.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -36,6 +37,37 @@ struct Shape {
   std::int64_t dim;
   DType dtype;
 };
+
+struct ProcessUsage {
+  double cpu_ms;
+  long minor_faults;
+  long major_faults;
+};
+
+ProcessUsage process_usage() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto ms = [](const timeval& time) {
+    return static_cast<double>(time.tv_sec) * 1e3 + static_cast<double>(time.tv_usec) / 1e3;
+  };
+  return {ms(usage.ru_utime) + ms(usage.ru_stime), usage.ru_minflt, usage.ru_majflt};
+}
+
+struct FirstCall {
+  double wall_ms;
+  double cpu_ms;
+  long minor_faults;
+  long major_faults;
+};
+
+double machine_uptime_seconds() {
+  double seconds = 0;
+  if (std::FILE* file = std::fopen("/proc/uptime", "r")) {
+    if (std::fscanf(file, "%lf", &seconds) != 1) seconds = 0;
+    std::fclose(file);
+  }
+  return seconds;
+}
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -136,6 +168,11 @@ std::string shape_name(const Shape& shape) {
 }  // namespace
 
 int main() {
+  // NVRTC 12.9+ keeps its own cache of compiled programs in the driver's compute cache, which
+  // outlives this process: with it, a "cold" compile of a kernel compiled before on this machine
+  // (by the tests, or an earlier run) takes 14-17 ms instead of 100-500 ms on the H100 machine.
+  // Off here, so that cold means compiled, as for a user's first run.
+  setenv("CUDA_CACHE_DISABLE", "1", 1);
   if (!l2norm::cuda_available()) {
     std::printf("l2norm-bench: no CUDA device: %s\n", l2norm::cuda_unavailable_reason().c_str());
     return 0;
@@ -295,24 +332,28 @@ int main() {
     l2norm::Buffer in(device, DType::bf16, 32 * 128);
     l2norm::Buffer out(device, DType::bf16, 32 * 128);
     fill_random(in.data(), in.bytes(), DType::bf16);
-    const auto host_us = [&](const std::function<void()>& work) {
-      std::vector<double> batches;
-      for (int batch = 0; batch < 30; ++batch) {
-        check(cudaStreamSynchronize(stream), "sync");
-        const auto start = std::chrono::steady_clock::now();
-        for (int i = 0; i < 200; ++i) work();
-        const auto stop = std::chrono::steady_clock::now();
-        batches.push_back(std::chrono::duration<double, std::micro>(stop - start).count() / 200);
-      }
-      return median(batches);
+    // Per-dispatch host time of one batch of 200; the GPU is drained before each batch.
+    const auto batch_us = [&](const std::function<void()>& work) {
+      check(cudaStreamSynchronize(stream), "sync");
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < 200; ++i) work();
+      const auto stop = std::chrono::steady_clock::now();
+      return std::chrono::duration<double, std::micro>(stop - start).count() / 200;
     };
-    const double empty_us = host_us([&] {
-      check(cudaLaunchKernel(empty, dim3(1), dim3(32), nullptr, 0, stream), "empty launch");
-    });
-    const double op_us = host_us([&] {
-      l2norm::l2_norm(encoder, in, out, 32, 128, options);
-      encoder.commit();
-    });
+    // Batches of the two alternate, so a drift in the machine's speed hits both alike.
+    std::vector<double> empty_batches;
+    std::vector<double> op_batches;
+    for (int batch = 0; batch < 40; ++batch) {
+      empty_batches.push_back(batch_us([&] {
+        check(cudaLaunchKernel(empty, dim3(1), dim3(32), nullptr, 0, stream), "empty launch");
+      }));
+      op_batches.push_back(batch_us([&] {
+        l2norm::l2_norm(encoder, in, out, 32, 128, options);
+        encoder.commit();
+      }));
+    }
+    const double empty_us = median(empty_batches);
+    const double op_us = median(op_batches);
     std::printf(
         "\n| host time per dispatch | us |\n|---|---|\n| empty kernel, cudaLaunchKernel "
         "| %.2f |\n| l2_norm 32 x 128 bf16 (validate, record, launch, commit) | %.2f |\n"
@@ -321,7 +362,8 @@ int main() {
     encoder.wait();
   }
 
-  // First-call latency per variant: cold = empty disk cache (NVRTC compile + load), warm = the
+  // First-call latency per variant (NVRTC's own cache off, see main): cold = empty disk cache
+  // (NVRTC compile + load), warm = the
   // entry the cold call wrote (disk read + load). Memory cache cleared before each.
   {
     l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
@@ -329,7 +371,12 @@ int main() {
     const std::filesystem::path dir = std::filesystem::temp_directory_path() / "l2norm-bench-cache";
     std::filesystem::remove_all(dir);
     registry.set_cache_dir(dir.string());
-    std::printf("\n| variant | cold first call ms | warm first call ms |\n|---|---|---|\n");
+    // CPU time and page faults of the cold call tell a slow compiler (CPU ms close to the wall
+    // time) from a machine that makes it wait (wall time far above CPU ms).
+    std::printf("\nmachine up %.0f s\n", machine_uptime_seconds());
+    std::printf(
+        "\n| variant | cold first call ms | cold CPU ms | cold page faults (minor / major) "
+        "| warm first call ms |\n|---|---|---|---|---|\n");
     std::vector<l2norm::detail::cuda::L2NormVariant> variants;
     for (const Shape& shape : shapes) {
       for (const auto& variant : l2norm::detail::cuda::l2_norm_variants_for(
@@ -343,16 +390,21 @@ int main() {
     variants.push_back(l2norm::detail::cuda::choose_l2_norm_variant(
         DType::bf16, 128, 2, options.eps_mode, false, 1, properties.multiProcessorCount));
     for (const auto& variant : variants) {
-      const auto first_call_ms = [&] {
+      const auto first_call = [&] {
         registry.clear_memory_cache();
+        const ProcessUsage before = process_usage();
         const auto start = std::chrono::steady_clock::now();
         registry.kernel(device, variant.spec());
         const auto stop = std::chrono::steady_clock::now();
-        return std::chrono::duration<double, std::milli>(stop - start).count();
+        const ProcessUsage after = process_usage();
+        return FirstCall{std::chrono::duration<double, std::milli>(stop - start).count(),
+                         after.cpu_ms - before.cpu_ms, after.minor_faults - before.minor_faults,
+                         after.major_faults - before.major_faults};
       };
-      const double cold = first_call_ms();
-      const double warm = first_call_ms();
-      std::printf("| `%s` | %.1f | %.2f |\n", variant.name().c_str(), cold, warm);
+      const FirstCall cold = first_call();
+      const FirstCall warm = first_call();
+      std::printf("| `%s` | %.1f | %.1f | %ld / %ld | %.2f |\n", variant.name().c_str(),
+                  cold.wall_ms, cold.cpu_ms, cold.minor_faults, cold.major_faults, warm.wall_ms);
     }
     registry.set_cache_dir(previous_dir);
     std::filesystem::remove_all(dir);
