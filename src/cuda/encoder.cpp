@@ -64,9 +64,13 @@ class LoadedVariants {
           properties.shared_memory_per_block_optin > attributes.sharedSizeBytes
               ? properties.shared_memory_per_block_optin - attributes.sharedSizeBytes
               : 0;
-      // Streamed blocks keep nothing beyond their registers.
+      // Streamed blocks keep nothing beyond their registers; on chip, a block's per-tile sums
+      // have room for L2NORM_SPLIT_MAX_TILES_PER_BLOCK tiles.
       const std::size_t staged_tiles =
-          variant.kind == KernelKind::split_on_chip ? free_shared / loaded.tile_bytes : 0;
+          variant.kind == KernelKind::split_on_chip
+              ? std::min<std::size_t>(free_shared / loaded.tile_bytes,
+                                      L2NORM_SPLIT_MAX_TILES_PER_BLOCK - 1)
+              : 0;
       const std::size_t staged_bytes = staged_tiles * loaded.tile_bytes;
       if (staged_tiles > 0) {
         check(cudaKernelSetAttributeForDevice(static_cast<cudaKernel_t>(loaded.kernel),

@@ -3,6 +3,9 @@
 #pragma once
 
 #define L2NORM_MAX_OUTER_RANK 3
+// Tiles one block of the split kernel may hold on chip (1 in registers, the rest in shared
+// memory): 4 f32 or 8 16-bit tiles fit in the 227 KiB of an H100.
+#define L2NORM_SPLIT_MAX_TILES_PER_BLOCK 8
 
 struct L2NormArgs {
   const void* input;

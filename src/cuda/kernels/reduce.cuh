@@ -16,30 +16,44 @@
 
 namespace l2norm_kernels {
 
+// The two steps of group_sum, for kernels that interleave several sums (see
+// l2_norm_split.cuh). warp_butterfly: the sum over `Lanes` consecutive lanes (a power of two,
+// <= 32), returned to every one of them.
+template <int Lanes, typename T>
+__device__ __forceinline__ T warp_butterfly(T value) {
+  static_assert((Lanes & (Lanes - 1)) == 0 && Lanes <= 32, "warp_butterfly needs 2^k <= 32 lanes");
+#pragma unroll
+  for (int offset = Lanes / 2; offset > 0; offset /= 2) {
+    value += __shfl_xor_sync(0xffffffffu, value, offset);
+  }
+  return value;
+}
+
+// warps_tree: the sum of `Warps` per-warp totals, in a pairwise tree in warp order.
+template <int Warps, typename T>
+__device__ __forceinline__ T warps_tree(const T* totals) {
+  T partial[Warps];
+#pragma unroll
+  for (int w = 0; w < Warps; ++w) partial[w] = totals[w];
+#pragma unroll
+  for (int stride = 1; stride < Warps; stride *= 2) {
+#pragma unroll
+    for (int w = 0; w + stride < Warps; w += 2 * stride) partial[w] += partial[w + stride];
+  }
+  return partial[0];
+}
+
 template <int Group, typename T>
 __device__ __forceinline__ T group_sum(T value, T* scratch) {
   static_assert((Group & (Group - 1)) == 0, "group_sum needs a power-of-two group");
-  constexpr int kLanes = Group < 32 ? Group : 32;
-#pragma unroll
-  for (int offset = kLanes / 2; offset > 0; offset /= 2) {
-    value += __shfl_xor_sync(0xffffffffu, value, offset);
-  }
+  value = warp_butterfly<(Group < 32 ? Group : 32)>(value);
   if constexpr (Group > 32) {
     constexpr int kWarps = Group / 32;
     const int warp = static_cast<int>(threadIdx.x) / 32;
     if (threadIdx.x % 32 == 0) scratch[warp] = value;
     __syncthreads();
-    T partial[kWarps];
-    const int first_warp = warp - warp % kWarps;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) partial[w] = scratch[first_warp + w];
-#pragma unroll
-    for (int stride = 1; stride < kWarps; stride *= 2) {
-#pragma unroll
-      for (int w = 0; w + stride < kWarps; w += 2 * stride) partial[w] += partial[w + stride];
-    }
+    value = warps_tree<kWarps>(scratch + (warp - warp % kWarps));
     __syncthreads();
-    value = partial[0];
   }
   return value;
 }
