@@ -4,14 +4,14 @@
 //
 // Two modes, each its own kernel (L2NORM_SPLIT_ON_CHIP), chosen on the host from dim and the
 // device alone:
-// - on chip: a segment's last tile stays in registers and its other tiles in
-//   dynamic shared memory, so memory is read once and written once. Every load of the segment is
-//   issued (cp.async for the staged tiles) before the first one is waited for. One partial sum per
-//   tile, combined by a fixed tree over the row's tiles: how tiles map to blocks (which depends on
-//   the row count) never changes a row's result. Its loads carry an L2 evict-first policy (each
-//   input line is read exactly once), so they recycle each other's L2 lines instead of evicting
-//   other dirty data, whose write-back would share DRAM with the reads (H100, 8 x 1M f32 after a
-//   memset flush: all tiles loaded at 19.4 -> 16.4 us, see notes/cuda-perf.md v5).
+// - on chip: a segment's last tile stays in registers and its other tiles in dynamic shared
+//   memory, so memory is read once and written once. Every load of the segment is issued
+//   (cp.async for the staged tiles) before the first one is waited for. One partial sum per tile,
+//   combined by a fixed tree over the row's tiles: how tiles map to blocks (which depends on the
+//   row count) never changes a row's result. Its loads carry an L2 evict-first policy (each input
+//   line is read exactly once), so they recycle each other's L2 lines instead of evicting other
+//   dirty data, whose write-back would share DRAM with the reads (H100, 8 x 1M f32 after a memset
+//   flush: all tiles loaded at 19.4 -> 16.4 us, see notes/cuda-perf.md v5).
 // - streamed: rows longer than the chip holds; one partial sum per block and every tile is read
 //   again, mostly from L2, for the scaling pass.
 //
@@ -136,12 +136,13 @@ __device__ __forceinline__ void read_staged_tile(const raw_vector_t* slot, float
 
 // Waits until all `group_size` blocks of row slot `slot` have arrived. One word per slot: arrivals
 // in the low 16 bits, a generation in the high 16 (group_size < 2^16: the grid is far smaller).
-// Thread 0 arrives with an acq_rel add, which publishes the block's partial sums and, for the last
-// block, acquires everyone's; the last block turns the count back to zero and bumps the generation
-// in one further add, the others watch the generation with acquire loads. Self-resetting, so no
-// memset is needed between dispatches and a graph replay finds the words as it left them. (Against
-// separate arrival and generation words with fences, this saves a round trip to L2 for the last
-// arriver: H100, 8 x 1M f32, last arrival -> last release 2.1 -> 1.7 us; notes/cuda-perf.md v7.)
+// Thread 0 arrives with an acq_rel add after the block barrier, which publishes the block's partial
+// sums (their writers fenced them before that barrier) and, for the last block, acquires
+// everyone's; the last block turns the count back to zero and bumps the generation in one further
+// add, the others watch the generation with acquire loads. Self-resetting, so no memset is needed
+// between dispatches and a graph replay finds the words as it left them. (Against separate arrival
+// and generation words with fences, this saves a round trip to L2 for the last arriver: H100,
+// 8 x 1M f32, last arrival -> last release 2.1 -> 1.7 us; notes/cuda-perf.md v7.)
 __device__ __forceinline__ void row_barrier(const L2NormSplitArgs& split, long long slot,
                                             unsigned int group_size) {
   __syncthreads();
@@ -210,7 +211,7 @@ __device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T*
     const long long own_tile = threadIdx.x;
     if (own_tile < end_tile - first_tile) {
       __stcg(base + layout.first_own + own_tile, warps_tree<kWarps>(scratch + own_tile * kWarps));
-      // Published by thread 0's release in row_barrier, after the barrier there.
+      // Fenced before row_barrier's block barrier, so thread 0's release there publishes it.
       __threadfence();
     }
   } else {
