@@ -43,6 +43,12 @@ class LoadedVariants {
     return found == variants_.end() ? nullptr : &found->second;
   }
 
+  const LoadedVariant& find_or_load(int device_index, const L2NormVariant& variant) {
+    if (const LoadedVariant* loaded = find(device_index, variant)) return *loaded;
+    return load(device_index, variant);
+  }
+
+ private:
   const LoadedVariant& load(int device_index, const L2NormVariant& variant) {
     KernelRegistry& registry = KernelRegistry::global();
     static std::once_flag registered;
@@ -94,7 +100,6 @@ class LoadedVariants {
     return variants_.try_emplace(key(device_index, variant), std::move(loaded)).first->second;
   }
 
- private:
   static std::uint64_t key(int device_index, const L2NormVariant& variant) {
     return variant.packed() * 64 + static_cast<std::uint64_t>(device_index);
   }
@@ -147,6 +152,21 @@ bool row_fits_on_chip(const LoadedVariant& on_chip, const L2NormVariant& variant
   const std::int64_t tiles = split_tiles(variant, dim);
   const std::int64_t blocks = std::min<std::int64_t>(on_chip.co_resident_blocks, slots);
   return tiles <= blocks * on_chip.tiles_on_chip && tiles <= slots;
+}
+
+// The kernel a row of `dim` runs, found or loaded through `find_or_load`: `variant` itself, but for
+// a split row that does not fit on this device's chip the streamed kernel, to which `variant` is
+// then changed. The dispatcher and prewarm both decide here, so they always agree.
+template <typename FindOrLoad>
+const LoadedVariant& load_for_row(L2NormVariant& variant, std::int64_t dim, std::int64_t slots,
+                                  FindOrLoad&& find_or_load) {
+  const LoadedVariant* loaded = &find_or_load(variant);
+  if (variant.kind == KernelKind::split_on_chip &&
+      !row_fits_on_chip(*loaded, variant, dim, slots)) {
+    variant = streamed_variant(variant);
+    loaded = &find_or_load(variant);
+  }
+  return *loaded;
 }
 
 // Partial sums and barrier counters of the split kernel, one slot per co-resident block.
@@ -211,14 +231,11 @@ class CudaEncoder final : public EncoderImpl {
     L2NormVariant variant =
         choose_l2_norm_variant(call.dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled,
                                call.rows, multiprocessors_);
-    const LoadedVariant* found = &find_or_load(variant);
-    if (variant.kind == KernelKind::split_on_chip &&
-        !row_fits_on_chip(*found, variant, call.dim,
-                          static_cast<std::int64_t>(workspace_->capacity()))) {
-      variant = streamed_variant(variant);
-      found = &find_or_load(variant);
-    }
-    const LoadedVariant& loaded = *found;
+    const LoadedVariant& loaded =
+        load_for_row(variant, call.dim, static_cast<std::int64_t>(workspace_->capacity()),
+                     [this](const L2NormVariant& wanted) -> const LoadedVariant& {
+                       return find_or_load(wanted);
+                     });
     L2NormArgs args = make_args(call);
     if (variant.kind == KernelKind::rows) {
       const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
@@ -263,9 +280,9 @@ class CudaEncoder final : public EncoderImpl {
     if (capture != cudaStreamCaptureStatusNone) {
       // A compile (or module load) now would break the capture: the registry raises instead.
       CompileGuard no_compiling;
-      return loaded_variants().load(device_index_, variant);
+      return loaded_variants().find_or_load(device_index_, variant);
     }
-    return loaded_variants().load(device_index_, variant);
+    return loaded_variants().find_or_load(device_index_, variant);
   }
 
   void launch_split(const L2NormVariant& variant, const LoadedVariant& loaded,
@@ -344,18 +361,13 @@ void prewarm_l2_norm(int device_index, DType dtype, std::int64_t dim,
                      const L2NormOptions& options) {
   device_properties(device_index);
   const bool scaled = options.scale != 1.0f;
-  const auto find_or_load = [device_index](const L2NormVariant& variant) -> const LoadedVariant& {
-    const LoadedVariant* loaded = loaded_variants().find(device_index, variant);
-    return loaded != nullptr ? *loaded : loaded_variants().load(device_index, variant);
-  };
-  for (const L2NormVariant& variant : l2_norm_variants_for(dtype, dim, options.eps_mode, scaled)) {
+  for (L2NormVariant variant : l2_norm_variants_for(dtype, dim, options.eps_mode, scaled)) {
     // The streamed kernel only where this device cannot keep the row on chip.
     if (variant.kind == KernelKind::split_streamed) continue;
-    const LoadedVariant& loaded = find_or_load(variant);
-    if (variant.kind == KernelKind::split_on_chip &&
-        !row_fits_on_chip(loaded, variant, dim, split_workspace_slots(device_index))) {
-      find_or_load(streamed_variant(variant));
-    }
+    load_for_row(variant, dim, split_workspace_slots(device_index),
+                 [device_index](const L2NormVariant& wanted) -> const LoadedVariant& {
+                   return loaded_variants().find_or_load(device_index, wanted);
+                 });
   }
 }
 

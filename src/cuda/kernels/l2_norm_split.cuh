@@ -185,7 +185,6 @@ __device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T*
                                                 long long end_tile, Values values, T* scratch) {
   T* base = partials + (wave & 1) * layout.parity_stride;
   T thread_sum = T(0);
-  const int warp = static_cast<int>(threadIdx.x) / 32;
   for (long long tile = first_tile; tile < end_tile; ++tile) {
     float x[kValues];
     values(tile, x);
@@ -198,7 +197,7 @@ __device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T*
     if constexpr (kOnChip) {
       // group_sum's first step per tile; its second, for all tiles at once, below.
       squares = warp_butterfly<32>(squares);
-      if (threadIdx.x % 32 == 0) scratch[(tile - first_tile) * kWarps + warp] = squares;
+      if (threadIdx.x % 32 == 0) scratch[(tile - first_tile) * kWarps + threadIdx.x / 32] = squares;
     } else {
       thread_sum += squares;
     }
