@@ -53,11 +53,15 @@ ProcessUsage process_usage() {
   return {ms(usage.ru_utime) + ms(usage.ru_stime), usage.ru_minflt, usage.ru_majflt};
 }
 
+ProcessUsage usage_since(const ProcessUsage& before) {
+  const ProcessUsage now = process_usage();
+  return {now.cpu_ms - before.cpu_ms, now.minor_faults - before.minor_faults,
+          now.major_faults - before.major_faults};
+}
+
 struct FirstCall {
   double wall_ms;
-  double cpu_ms;
-  long minor_faults;
-  long major_faults;
+  ProcessUsage usage;
 };
 
 double machine_uptime_seconds() {
@@ -170,7 +174,7 @@ std::string shape_name(const Shape& shape) {
 int main() {
   // NVRTC 12.9+ keeps its own cache of compiled programs in the driver's compute cache, which
   // outlives this process: with it, a "cold" compile of a kernel compiled before on this machine
-  // (by the tests, or an earlier run) takes 14-17 ms instead of 100-500 ms on the H100 machine.
+  // (by the tests, or an earlier run) takes 13.5-17 ms instead of 100-500 ms on the H100 machine.
   // Off here, so that cold means compiled, as for a user's first run.
   setenv("CUDA_CACHE_DISABLE", "1", 1);
   if (!l2norm::cuda_available()) {
@@ -363,8 +367,8 @@ int main() {
   }
 
   // First-call latency per variant (NVRTC's own cache off, see main): cold = empty disk cache
-  // (NVRTC compile + load), warm = the
-  // entry the cold call wrote (disk read + load). Memory cache cleared before each.
+  // (NVRTC compile + load), warm = the entry the cold call wrote (disk read + load). Memory cache
+  // cleared before each.
   {
     l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
     const std::string previous_dir = registry.cache_dir();
@@ -396,15 +400,14 @@ int main() {
         const auto start = std::chrono::steady_clock::now();
         registry.kernel(device, variant.spec());
         const auto stop = std::chrono::steady_clock::now();
-        const ProcessUsage after = process_usage();
         return FirstCall{std::chrono::duration<double, std::milli>(stop - start).count(),
-                         after.cpu_ms - before.cpu_ms, after.minor_faults - before.minor_faults,
-                         after.major_faults - before.major_faults};
+                         usage_since(before)};
       };
       const FirstCall cold = first_call();
       const FirstCall warm = first_call();
       std::printf("| `%s` | %.1f | %.1f | %ld / %ld | %.2f |\n", variant.name().c_str(),
-                  cold.wall_ms, cold.cpu_ms, cold.minor_faults, cold.major_faults, warm.wall_ms);
+                  cold.wall_ms, cold.usage.cpu_ms, cold.usage.minor_faults, cold.usage.major_faults,
+                  warm.wall_ms);
     }
     registry.set_cache_dir(previous_dir);
     std::filesystem::remove_all(dir);
