@@ -192,6 +192,8 @@ int main() {
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   Timer timer(stream);
   l2norm::CommandEncoder encoder(device, stream);
+  const l2norm::detail::cuda::DeviceLimits limits{properties.multiProcessorCount,
+                                                  properties.sharedMemPerBlockOptin};
   const std::size_t flush_bytes = static_cast<std::size_t>(properties.l2CacheSize) * 4;
   void* flush = nullptr;
   check(cudaMalloc(&flush, flush_bytes), "cudaMalloc flush");
@@ -208,9 +210,13 @@ int main() {
       {4096, 1000, DType::bf16},
       {64, 65536, DType::f32},
       {8, 1048576, DType::f32},
-      // Long rows in several waves of the split kernel (not in the list).
+      // Long rows in large batches (not in the list): staged, one block per row, where a
+      // block holds the row (on an H100 up to 3 f32 or 7 16-bit tiles of 16384), else split in
+      // waves.
       {512, 131072, DType::f32},
       {4096, 32768, DType::bf16},
+      {4096, 20000, DType::f32},
+      {2048, 65536, DType::bf16},
   };
   const l2norm::L2NormOptions options;  // eps 1e-6, add, no scale
 
@@ -266,8 +272,7 @@ int main() {
       l2norm::Buffer out(device, shape.dtype, count);
       fill_random(in.data(), in.bytes(), shape.dtype);
       const auto variant = l2norm::detail::cuda::choose_l2_norm_variant(
-          shape.dtype, shape.dim, 16, options.eps_mode, options.scale != 1.0f, shape.rows,
-          properties.multiProcessorCount);
+          shape.dtype, shape.dim, 16, options.eps_mode, options.scale != 1.0f, shape.rows, limits);
       void* kernel = registry.kernel(device, variant.spec());
       L2NormArgs args{};
       args.input = in.data();
@@ -392,7 +397,7 @@ int main() {
       }
     }
     variants.push_back(l2norm::detail::cuda::choose_l2_norm_variant(
-        DType::bf16, 128, 2, options.eps_mode, false, 1, properties.multiProcessorCount));
+        DType::bf16, 128, 2, options.eps_mode, false, 1, limits));
     for (const auto& variant : variants) {
       const auto first_call = [&] {
         registry.clear_memory_cache();

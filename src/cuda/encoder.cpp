@@ -25,11 +25,10 @@ struct LoadedVariant {
   // and prologue overlap the previous kernel's tail (the kernel waits for that kernel's completion
   // before its first memory access).
   bool programmatic = false;
-  // Split kernel: blocks one cooperative launch may have, tiles one block keeps on chip (one in
-  // registers, the others in dynamic shared memory) and the bytes of one tile.
+  // Split kernel: blocks one cooperative launch may have and tiles one block keeps on chip (one in
+  // registers, the others in dynamic shared memory).
   int co_resident_blocks = 0;
   int tiles_on_chip = 1;
-  std::size_t tile_bytes = 0;
   std::string name;
 };
 
@@ -59,33 +58,28 @@ class LoadedVariants {
     const DeviceProperties& properties = device_properties(device_index);
     if (variant.kind == KernelKind::rows) {
       loaded.programmatic = properties.arch >= 90;
+    } else if (variant.kind == KernelKind::staged) {
+      // Rows are sized so that they fit (staged_row_fits); the limit only has to allow them.
+      allow_dynamic_shared_memory(
+          loaded, device_index,
+          properties.shared_memory_per_block_optin - static_shared_bytes(loaded, device_index));
     } else {
-      DeviceScope scope(device_index);
-      cudaFuncAttributes attributes{};
-      check(cudaFuncGetAttributes(&attributes, loaded.kernel), "cudaFuncGetAttributes");
-      loaded.tile_bytes = static_cast<std::size_t>(variant.block_threads) *
-                          static_cast<std::size_t>(variant.items) *
-                          static_cast<std::size_t>(variant.vector_bytes);
-      const std::size_t free_shared =
-          properties.shared_memory_per_block_optin > attributes.sharedSizeBytes
-              ? properties.shared_memory_per_block_optin - attributes.sharedSizeBytes
-              : 0;
+      const std::size_t tile_bytes = variant.tile_bytes();
+      const std::size_t static_bytes = static_shared_bytes(loaded, device_index);
+      const std::size_t free_shared = properties.shared_memory_per_block_optin > static_bytes
+                                          ? properties.shared_memory_per_block_optin - static_bytes
+                                          : 0;
       // Streamed blocks keep nothing beyond their registers; on chip, a block's per-tile sums
-      // have room for L2NORM_SPLIT_MAX_TILES_PER_BLOCK tiles.
+      // have room for L2NORM_MAX_TILES_PER_BLOCK tiles.
       const std::size_t staged_tiles =
           variant.kind == KernelKind::split_on_chip
-              ? std::min<std::size_t>(free_shared / loaded.tile_bytes,
-                                      L2NORM_SPLIT_MAX_TILES_PER_BLOCK - 1)
+              ? std::min<std::size_t>(free_shared / tile_bytes, L2NORM_MAX_TILES_PER_BLOCK - 1)
               : 0;
-      const std::size_t staged_bytes = staged_tiles * loaded.tile_bytes;
-      if (staged_tiles > 0) {
-        check(cudaKernelSetAttributeForDevice(static_cast<cudaKernel_t>(loaded.kernel),
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(staged_bytes), device_index),
-              "cudaKernelSetAttributeForDevice(MaxDynamicSharedMemorySize)");
-      }
+      const std::size_t staged_bytes = staged_tiles * tile_bytes;
+      if (staged_tiles > 0) allow_dynamic_shared_memory(loaded, device_index, staged_bytes);
       loaded.tiles_on_chip = 1 + static_cast<int>(staged_tiles);
       int blocks_per_multiprocessor = 0;
+      DeviceScope scope(device_index);
       check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_multiprocessor, loaded.kernel,
                                                           variant.block_threads, staged_bytes),
             "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
@@ -98,6 +92,21 @@ class LoadedVariants {
     }
     std::lock_guard lock(mutex_);
     return variants_.try_emplace(key(device_index, variant), std::move(loaded)).first->second;
+  }
+
+  static std::size_t static_shared_bytes(const LoadedVariant& loaded, int device_index) {
+    DeviceScope scope(device_index);
+    cudaFuncAttributes attributes{};
+    check(cudaFuncGetAttributes(&attributes, loaded.kernel), "cudaFuncGetAttributes");
+    return attributes.sharedSizeBytes;
+  }
+
+  static void allow_dynamic_shared_memory(const LoadedVariant& loaded, int device_index,
+                                          std::size_t bytes) {
+    check(cudaKernelSetAttributeForDevice(static_cast<cudaKernel_t>(loaded.kernel),
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(bytes), device_index),
+          "cudaKernelSetAttributeForDevice(MaxDynamicSharedMemorySize)");
   }
 
   static std::uint64_t key(int device_index, const L2NormVariant& variant) {
@@ -138,18 +147,12 @@ std::int64_t split_workspace_slots(int device_index) {
          std::max(properties.max_blocks_per_multiprocessor, 1);
 }
 
-std::int64_t split_tiles(const L2NormVariant& variant, std::int64_t dim) {
-  const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
-  const std::int64_t vectors = dim / variant.vector_elements();
-  return (vectors + tile_vectors - 1) / tile_vectors;
-}
-
 // Whether a row of `dim` fits on chip: its tiles over the blocks that can be co-resident (and
 // have workspace slots), each keeping `tiles_on_chip`. Depends on dim and the device only, so a
 // row's mode, and with it its sum order, never depends on the batch.
 bool row_fits_on_chip(const LoadedVariant& on_chip, const L2NormVariant& variant, std::int64_t dim,
                       std::int64_t slots) {
-  const std::int64_t tiles = split_tiles(variant, dim);
+  const std::int64_t tiles = row_tiles(variant, dim);
   const std::int64_t blocks = std::min<std::int64_t>(on_chip.co_resident_blocks, slots);
   return tiles <= blocks * on_chip.tiles_on_chip && tiles <= slots;
 }
@@ -205,7 +208,8 @@ class CudaEncoder final : public EncoderImpl {
  public:
   CudaEncoder(int device_index, void* stream)
       : device_index_(device_index),
-        multiprocessors_(device_properties(device_index).multiprocessors) {
+        limits_{device_properties(device_index).multiprocessors,
+                device_properties(device_index).shared_memory_per_block_optin} {
     DeviceScope scope(device_index);
     if (stream == nullptr) {
       check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -228,18 +232,20 @@ class CudaEncoder final : public EncoderImpl {
 
   std::string l2_norm(const L2NormCall& call) override {
     DeviceScope scope(device_index_);
-    L2NormVariant variant =
-        choose_l2_norm_variant(call.dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled,
-                               call.rows, multiprocessors_);
+    L2NormVariant variant = choose_l2_norm_variant(call.dtype, call.dim, call.vector_bytes,
+                                                   call.eps_mode, call.scaled, call.rows, limits_);
     const LoadedVariant& loaded =
         load_for_row(variant, call.dim, static_cast<std::int64_t>(workspace_->capacity()),
                      [this](const L2NormVariant& wanted) -> const LoadedVariant& {
                        return find_or_load(wanted);
                      });
     L2NormArgs args = make_args(call);
-    if (variant.kind == KernelKind::rows) {
+    if (variant.kind == KernelKind::split_on_chip || variant.kind == KernelKind::split_streamed) {
+      launch_split(variant, loaded, call, args);
+    } else {
+      // A row group per block (staged: one row). The kernels loop over rows, so the grid may stop
+      // short of one block per group.
       const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
-      // The kernel loops over rows, so the grid may stop short of one block per row group.
       const std::int64_t blocks = std::min<std::int64_t>(
           (call.rows + rows_per_block - 1) / rows_per_block, std::int64_t{1} << 30);
       cudaLaunchAttribute programmatic{};
@@ -248,13 +254,15 @@ class CudaEncoder final : public EncoderImpl {
       cudaLaunchConfig_t config{};
       config.gridDim = dim3(static_cast<unsigned int>(blocks));
       config.blockDim = dim3(static_cast<unsigned int>(variant.block_threads));
+      config.dynamicSmemBytes =
+          variant.kind == KernelKind::staged
+              ? static_cast<std::size_t>(row_tiles(variant, call.dim)) * variant.tile_bytes()
+              : 0;
       config.stream = stream_;
       config.attrs = &programmatic;
       config.numAttrs = loaded.programmatic ? 1 : 0;
       void* parameters[] = {&args};
       check(cudaLaunchKernelExC(&config, loaded.kernel, parameters), "l2_norm kernel launch");
-    } else {
-      launch_split(variant, loaded, call, args);
     }
     return loaded.name;
   }
@@ -287,7 +295,7 @@ class CudaEncoder final : public EncoderImpl {
 
   void launch_split(const L2NormVariant& variant, const LoadedVariant& loaded,
                     const L2NormCall& call, L2NormArgs& args) {
-    const std::int64_t tiles = split_tiles(variant, call.dim);
+    const std::int64_t tiles = row_tiles(variant, call.dim);
     const auto capacity = static_cast<std::int64_t>(workspace_->capacity());
     const std::int64_t grid_limit = std::min<std::int64_t>(loaded.co_resident_blocks, capacity);
     const auto ceil_div = [](std::int64_t a, std::int64_t b) { return (a + b - 1) / b; };
@@ -329,7 +337,7 @@ class CudaEncoder final : public EncoderImpl {
     config.gridDim = dim3(static_cast<unsigned int>(rows_per_wave * blocks_per_row));
     config.blockDim = dim3(static_cast<unsigned int>(variant.block_threads));
     config.dynamicSmemBytes =
-        on_chip ? static_cast<std::size_t>(tiles_per_block - 1) * loaded.tile_bytes : 0;
+        on_chip ? static_cast<std::size_t>(tiles_per_block - 1) * variant.tile_bytes() : 0;
     config.stream = stream_;
     config.attrs = &cooperative;
     config.numAttrs = 1;
@@ -344,7 +352,7 @@ class CudaEncoder final : public EncoderImpl {
   }
 
   int device_index_;
-  int multiprocessors_;
+  DeviceLimits limits_;
   cudaStream_t stream_ = nullptr;
   bool owns_stream_ = false;
   cudaEvent_t batch_end_ = nullptr;
@@ -359,11 +367,16 @@ std::unique_ptr<EncoderImpl> make_encoder(int device_index, void* stream) {
 
 void prewarm_l2_norm(int device_index, DType dtype, std::int64_t dim,
                      const L2NormOptions& options) {
-  device_properties(device_index);
+  const DeviceProperties& properties = device_properties(device_index);
   const bool scaled = options.scale != 1.0f;
   for (L2NormVariant variant : l2_norm_variants_for(dtype, dim, options.eps_mode, scaled)) {
-    // The streamed kernel only where this device cannot keep the row on chip.
+    // The streamed kernel only where this device cannot keep the row on chip, the staged one
+    // only where one block holds the row (choose_l2_norm_variant's conditions).
     if (variant.kind == KernelKind::split_streamed) continue;
+    if (variant.kind == KernelKind::staged &&
+        !staged_row_fits(variant, dim, properties.shared_memory_per_block_optin)) {
+      continue;
+    }
     load_for_row(variant, dim, split_workspace_slots(device_index),
                  [device_index](const L2NormVariant& wanted) -> const LoadedVariant& {
                    return loaded_variants().find_or_load(device_index, wanted);

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "cuda/embedded_kernels.hpp"
+#include "cuda/kernels/l2_norm_args.cuh"
 
 namespace l2norm::detail::cuda {
 
@@ -43,11 +44,19 @@ std::uint64_t L2NormVariant::packed() const {
   return key;
 }
 
+std::size_t L2NormVariant::tile_bytes() const {
+  return static_cast<std::size_t>(block_threads) * static_cast<std::size_t>(items) *
+         static_cast<std::size_t>(vector_bytes);
+}
+
 KernelSpec L2NormVariant::spec() const {
   KernelSpec spec;
-  const bool split = kind != KernelKind::rows;
-  spec.source = split ? "l2_norm_split.cuh" : "l2_norm_rows.cuh";
-  spec.entry = split ? "l2_norm_split" : "l2_norm_rows";
+  const bool split = kind == KernelKind::split_on_chip || kind == KernelKind::split_streamed;
+  const char* entry = split                        ? "l2_norm_split"
+                      : kind == KernelKind::staged ? "l2_norm_staged"
+                                                   : "l2_norm_rows";
+  spec.source = std::string(entry) + ".cuh";
+  spec.entry = entry;
   spec.defines = {"L2NORM_DTYPE=" + std::to_string(dtype_code(dtype)),
                   "L2NORM_VEC_BYTES=" + std::to_string(vector_bytes),
                   "L2NORM_ITEMS=" + std::to_string(items),
@@ -57,7 +66,7 @@ KernelSpec L2NormVariant::spec() const {
   if (split) {
     spec.defines.push_back(std::string("L2NORM_SPLIT_ON_CHIP=") +
                            (kind == KernelKind::split_on_chip ? "1" : "0"));
-  } else {
+  } else if (kind == KernelKind::rows) {
     spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
   }
   return spec;
@@ -65,6 +74,7 @@ KernelSpec L2NormVariant::spec() const {
 
 std::string L2NormVariant::name() const {
   std::string text = kind == KernelKind::rows            ? "l2_norm_rows<"
+                     : kind == KernelKind::staged        ? "l2_norm_staged<"
                      : kind == KernelKind::split_on_chip ? "l2_norm_split_on_chip<"
                                                          : "l2_norm_split_streamed<";
   text += std::string(dtype_name(dtype)) + ",v" + std::to_string(vector_bytes) + ",";
@@ -76,7 +86,8 @@ std::string L2NormVariant::name() const {
 
 namespace {
 
-// The layout for throughput: kRowsValuesPerThread values per thread (split rows: per tile).
+// The layout for throughput: kRowsValuesPerThread values per thread (longer rows: the split
+// kernel's tiles).
 L2NormVariant throughput_variant(DType dtype, std::int64_t dim, int vector_bytes, EpsMode eps_mode,
                                  bool scaled) {
   L2NormVariant variant{};
@@ -93,9 +104,9 @@ L2NormVariant throughput_variant(DType dtype, std::int64_t dim, int vector_bytes
     variant.block_threads = std::max(variant.threads_per_row, 256);
   } else {
     variant.kind = KernelKind::split_on_chip;
-    variant.items = kSplitValuesPerThread / elements;
-    variant.threads_per_row = kSplitBlockThreads;
-    variant.block_threads = kSplitBlockThreads;
+    variant.items = kTileValuesPerThread / elements;
+    variant.threads_per_row = kTileBlockThreads;
+    variant.block_threads = kTileBlockThreads;
   }
   return variant;
 }
@@ -126,6 +137,7 @@ std::vector<L2NormVariant> layouts(DType dtype, std::int64_t dim, int vector_byt
       throughput_variant(dtype, dim, vector_bytes, eps_mode, scaled)};
   if (const auto latency = latency_variant(variants.front())) variants.push_back(*latency);
   if (variants.front().kind == KernelKind::split_on_chip) {
+    variants.push_back(staged_variant(variants.front()));
     variants.push_back(streamed_variant(variants.front()));
   }
   return variants;
@@ -139,16 +151,48 @@ L2NormVariant streamed_variant(const L2NormVariant& on_chip) {
   return variant;
 }
 
+L2NormVariant staged_variant(const L2NormVariant& on_chip) {
+  L2NormVariant variant = on_chip;
+  variant.kind = KernelKind::staged;
+  return variant;
+}
+
+std::int64_t row_tiles(const L2NormVariant& variant, std::int64_t dim) {
+  const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
+  const std::int64_t vectors = dim / variant.vector_elements();
+  return (vectors + tile_vectors - 1) / tile_vectors;
+}
+
+bool staged_row_fits(const L2NormVariant& variant, std::int64_t dim,
+                     std::size_t shared_memory_per_block) {
+  const std::int64_t tiles = row_tiles(variant, dim);
+  return tiles <= L2NORM_MAX_TILES_PER_BLOCK &&
+         static_cast<std::size_t>(tiles) * variant.tile_bytes() +
+                 L2NORM_STAGED_STATIC_SHARED_BYTES <=
+             shared_memory_per_block;
+}
+
 L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
                                      EpsMode eps_mode, bool scaled, std::int64_t rows,
-                                     int multiprocessors) {
+                                     const DeviceLimits& limits) {
   const L2NormVariant throughput = throughput_variant(dtype, dim, vector_bytes, eps_mode, scaled);
+  // Staged once every multiprocessor gets a row: each SM's stores then run under other rows'
+  // loads, with no barrier between blocks. With fewer rows the split kernel spreads a row over
+  // more multiprocessors, whose stores into L2 (about 16 bytes per clock each on an H100,
+  // notes/cuda-perf.md v5) would otherwise be the limit.
+  if (throughput.kind == KernelKind::split_on_chip) {
+    if (rows >= limits.multiprocessors &&
+        staged_row_fits(throughput, dim, limits.shared_memory_per_block)) {
+      return staged_variant(throughput);
+    }
+    return throughput;
+  }
   const auto latency = latency_variant(throughput);
   // While the latency layout's threads fill at most half of the device's thread slots (2048 per
   // multiprocessor on sm_80..sm_90). H100, bf16 dim 128 in graph chains, latency against
   // throughput layout: 32 rows 1.19 / 1.28 us, 2048 rows 1.44 / 1.46, 65536 rows 7.89 / 7.60
   // (notes/cuda-perf.md v6).
-  if (latency && rows * latency->threads_per_row <= std::int64_t{multiprocessors} * 1024) {
+  if (latency && rows * latency->threads_per_row <= std::int64_t{limits.multiprocessors} * 1024) {
     return *latency;
   }
   return throughput;
@@ -176,7 +220,7 @@ std::vector<L2NormVariant> all_l2_norm_variants() {
       const int elements = width / element_bytes;
       for (const EpsMode mode : {EpsMode::add, EpsMode::clamp}) {
         for (const bool scaled : {false, true}) {
-          // One representative dim per threads-per-row class, then one split dim.
+          // One representative dim per threads-per-row class, then one longer dim.
           std::vector<std::int64_t> dims;
           for (std::int64_t threads = 1; threads <= kMaxThreadsPerRow; threads *= 2) {
             dims.push_back(std::max<std::int64_t>(elements, threads * kRowsValuesPerThread));

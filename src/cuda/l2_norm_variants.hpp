@@ -3,6 +3,7 @@
 // summed in an order fixed by `dim` and the vector width, however many rows come with it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,32 +14,44 @@
 
 namespace l2norm::detail::cuda {
 
-// Split rows run on chip (each block keeps its segment in registers and shared memory: one read
-// of memory) when the row fits the co-resident blocks, else streamed (the scaling pass reads the
-// row again, mostly from L2). Separate kernels: each compiles only its own mode, which keeps a
-// cold compile of either well under the time of both in one.
-enum class KernelKind : std::uint8_t { rows, split_on_chip, split_streamed };
+// Rows longer than the rows kernel takes run staged (one block per row, the row in shared memory)
+// when the row fits one block and the batch has a row for every multiprocessor, else split: on
+// chip (each block keeps its segment in registers and shared memory: one read of memory) when the
+// row fits the co-resident blocks, else streamed (the scaling pass reads the row again, mostly
+// from L2). Staged and on-chip rows are summed in one order (kernels/tiles.cuh), so the row count
+// may choose between them. Separate kernels: each compiles only its own mode, which keeps a cold
+// compile of any one well under the time of all in one.
+enum class KernelKind : std::uint8_t { rows, staged, split_on_chip, split_streamed };
 
-// Values (elements) each thread keeps in registers: rows kernel, split kernel (per tile).
+// Values (elements) each thread keeps in registers: rows kernel; staged and split kernels (per
+// tile, whose block has kTileBlockThreads).
 inline constexpr int kRowsValuesPerThread = 16;
-inline constexpr int kSplitValuesPerThread = 32;
+inline constexpr int kTileValuesPerThread = 32;
 inline constexpr int kMaxThreadsPerRow = 1024;
-inline constexpr int kSplitBlockThreads = 512;
-// Rows longer than this are split across blocks.
+inline constexpr int kTileBlockThreads = 512;
+// Rows longer than this are staged or split across blocks.
 inline constexpr std::int64_t kMaxRowsKernelDim =
     std::int64_t{kMaxThreadsPerRow} * kRowsValuesPerThread;
+
+// What the dispatcher's choice depends on besides the call.
+struct DeviceLimits {
+  int multiprocessors = 0;
+  std::size_t shared_memory_per_block = 0;  // the most one block may opt in to
+};
 
 struct L2NormVariant {
   KernelKind kind;
   DType dtype;
   int vector_bytes;     // 16: aligned 16-byte vectors; 8, 4, 2: the unaligned variants
-  int threads_per_row;  // split: the whole block
-  int items;            // vectors per thread (split: per tile)
+  int threads_per_row;  // staged and split: the whole block
+  int items;            // vectors per thread (staged and split: per tile)
   int block_threads;
   EpsMode eps_mode;
   bool scaled;
 
   int vector_elements() const { return vector_bytes / static_cast<int>(dtype_size(dtype)); }
+  // Staged and split: the bytes of one tile (kernels/tiles.cuh).
+  std::size_t tile_bytes() const;
   // A unique small key, for caches on the dispatch path.
   std::uint64_t packed() const;
   KernelSpec spec() const;
@@ -46,17 +59,24 @@ struct L2NormVariant {
   std::string name() const;
 };
 
-// The variant for a call of `rows` rows on a device of `multiprocessors` SMs. The row count only
-// chooses between layouts that sum a row in the same order, so a row's result never depends on
-// the batch it comes in. Rows longer than the rows kernel takes get split_on_chip; the dispatcher
-// turns it into streamed_variant() when the loaded kernel shows that the row does not fit.
+// The variant for a call of `rows` rows on a device with `limits`. The row count only chooses
+// between layouts that sum a row in the same order, so a row's result never depends on the batch
+// it comes in. Rows longer than the rows kernel takes get staged or split_on_chip; the dispatcher
+// turns split_on_chip into streamed_variant() when the loaded kernel shows that the row does not
+// fit.
 L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
                                      EpsMode eps_mode, bool scaled, std::int64_t rows,
-                                     int multiprocessors);
-// The split_streamed kernel of the same dtype, vector width and options.
+                                     const DeviceLimits& limits);
+// Tiles of a staged or split row of `dim` elements.
+std::int64_t row_tiles(const L2NormVariant& variant, std::int64_t dim);
+// Whether one block of the staged kernel can hold a row of `dim` in its shared memory.
+bool staged_row_fits(const L2NormVariant& variant, std::int64_t dim,
+                     std::size_t shared_memory_per_block);
+// The split_streamed and the staged kernel of the same dtype, vector width and options.
 L2NormVariant streamed_variant(const L2NormVariant& on_chip);
-// Every variant a call of this dtype, dim and options may pick, whatever its pointers, strides and
-// row count (split dims: both split kernels, since the device decides between them).
+L2NormVariant staged_variant(const L2NormVariant& on_chip);
+// Every variant a call of this dtype, dim and options may pick, whatever its pointers, strides,
+// row count and device (long dims: the staged and both split kernels).
 std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
                                                 bool scaled);
 // Every variant the dispatcher can ever pick (for the compile-everything test).

@@ -6,8 +6,10 @@ set(L2NORM_CUDA_KERNEL_FILES
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_args.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_rows.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_split.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_staged.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/reduce.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/row_math.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/tiles.cuh
 )
 set(L2NORM_EMBEDDED_KERNELS ${PROJECT_BINARY_DIR}/generated/l2norm_cuda/embedded_kernels.cpp)
 string(REPLACE ";" "|" l2norm_kernel_inputs "${L2NORM_CUDA_KERNEL_FILES}")

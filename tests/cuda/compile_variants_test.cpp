@@ -39,26 +39,62 @@ TEST(CudaKernelVariants, PrewarmSetsCoverEveryVectorWidthTheDimAllows) {
   EXPECT_EQ(odd[0].vector_bytes, 2);
 }
 
-TEST(CudaKernelVariants, KindDependsOnDimOnly) {
+// An H100's multiprocessors and shared memory per block.
+constexpr detail::cuda::DeviceLimits kH100{132, 232448};
+
+TEST(CudaKernelVariants, ShortRowsKernelDependsOnDimOnly) {
   for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{1} << 24}) {
-    const auto short_rows =
-        detail::cuda::choose_l2_norm_variant(DType::bf16, 128, 16, EpsMode::add, false, rows, 132);
+    const auto short_rows = detail::cuda::choose_l2_norm_variant(DType::bf16, 128, 16, EpsMode::add,
+                                                                 false, rows, kH100);
     EXPECT_EQ(short_rows.kind, detail::cuda::KernelKind::rows);
     EXPECT_EQ(short_rows.threads_per_row * short_rows.items * short_rows.vector_elements(), 128);
     const auto longest_rows = detail::cuda::choose_l2_norm_variant(
-        DType::f32, detail::cuda::kMaxRowsKernelDim, 16, EpsMode::add, false, rows, 132);
+        DType::f32, detail::cuda::kMaxRowsKernelDim, 16, EpsMode::add, false, rows, kH100);
     EXPECT_EQ(longest_rows.kind, detail::cuda::KernelKind::rows);
-    const auto split = detail::cuda::choose_l2_norm_variant(
-        DType::f32, detail::cuda::kMaxRowsKernelDim + 4, 16, EpsMode::add, false, rows, 132);
-    EXPECT_EQ(split.kind, detail::cuda::KernelKind::split_on_chip);
+    const auto longer = detail::cuda::choose_l2_norm_variant(
+        DType::f32, detail::cuda::kMaxRowsKernelDim + 4, 16, EpsMode::add, false, rows, kH100);
+    EXPECT_NE(longer.kind, detail::cuda::KernelKind::rows);
   }
 }
 
-// A split dim may run either split kernel (the device decides which), so both are in its prewarm
-// set, and each compiles its own mode only.
-TEST(CudaKernelVariants, SplitDimsListBothSplitKernels) {
+// Longer rows go staged (one block per row) once the batch has a row per multiprocessor and one
+// block's shared memory holds the row, else to the split kernel; both sum in one order (the GPU
+// side: CudaNumerics.StagedRowsMatchTheSplitKernelBitForBit).
+TEST(CudaKernelVariants, StagedWhereABlockHoldsTheRowAndEverySmGetsOne) {
+  using detail::cuda::KernelKind;
+  const auto kind = [](DType dtype, std::int64_t dim, std::int64_t rows,
+                       const detail::cuda::DeviceLimits& limits) {
+    // 16-byte vectors where the row's bytes allow, else one element per vector.
+    const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
+    const int width = (dim * element_bytes) % 16 == 0 ? 16 : static_cast<int>(element_bytes);
+    return detail::cuda::choose_l2_norm_variant(dtype, dim, width, EpsMode::add, false, rows,
+                                                limits)
+        .kind;
+  };
+  const std::int64_t tile = 16384;
+  // 3 f32 or 7 16-bit tiles fit 227 KiB beside the kernel's static shared memory.
+  EXPECT_EQ(kind(DType::f32, tile + 4, 132, kH100), KernelKind::staged);
+  EXPECT_EQ(kind(DType::f32, 3 * tile, 1000, kH100), KernelKind::staged);
+  EXPECT_EQ(kind(DType::f32, 3 * tile + 4, 1000, kH100), KernelKind::split_on_chip);
+  EXPECT_EQ(kind(DType::bf16, 7 * tile, 1000, kH100), KernelKind::staged);
+  EXPECT_EQ(kind(DType::f16, 7 * tile + 1, 1000, kH100), KernelKind::split_on_chip);
+  EXPECT_EQ(kind(DType::bf16, 7 * tile + 8, 1000, kH100), KernelKind::split_on_chip);
+  // Fewer rows than multiprocessors: split, so each row spreads over more of them.
+  EXPECT_EQ(kind(DType::f32, 2 * tile, 131, kH100), KernelKind::split_on_chip);
+  // A device with 99 KiB per block holds two 16-bit tiles, not two f32 ones.
+  const detail::cuda::DeviceLimits small{84, 101376};
+  EXPECT_EQ(kind(DType::bf16, 2 * tile, 84, small), KernelKind::staged);
+  EXPECT_EQ(kind(DType::f32, 2 * tile, 84, small), KernelKind::split_on_chip);
+  EXPECT_EQ(kind(DType::f32, tile + 4, 84, small), KernelKind::split_on_chip);
+  EXPECT_EQ(kind(DType::f32, tile, 84, small), KernelKind::rows);
+}
+
+// A long dim may run the staged or either split kernel (the batch and the device decide which), so
+// all three are in its prewarm set, and each compiles its own mode only.
+TEST(CudaKernelVariants, LongDimsListTheStagedAndBothSplitKernels) {
   const auto variants = detail::cuda::l2_norm_variants_for(
       DType::f32, detail::cuda::kMaxRowsKernelDim * 2, EpsMode::add, false);
+  int staged = 0;
   int on_chip = 0;
   int streamed = 0;
   for (const auto& variant : variants) {
@@ -66,7 +102,10 @@ TEST(CudaKernelVariants, SplitDimsListBothSplitKernels) {
     const auto defined = [&defines](const std::string& define) {
       return std::find(defines.begin(), defines.end(), define) != defines.end();
     };
-    if (variant.kind == detail::cuda::KernelKind::split_on_chip) {
+    if (variant.kind == detail::cuda::KernelKind::staged) {
+      ++staged;
+      EXPECT_EQ(variant.spec().entry, "l2_norm_staged") << variant.name();
+    } else if (variant.kind == detail::cuda::KernelKind::split_on_chip) {
       ++on_chip;
       EXPECT_TRUE(defined("L2NORM_SPLIT_ON_CHIP=1")) << variant.name();
     } else if (variant.kind == detail::cuda::KernelKind::split_streamed) {
@@ -74,7 +113,8 @@ TEST(CudaKernelVariants, SplitDimsListBothSplitKernels) {
       EXPECT_TRUE(defined("L2NORM_SPLIT_ON_CHIP=0")) << variant.name();
     }
   }
-  EXPECT_EQ(on_chip, 3);  // 16-, 8- and 4-byte vectors
+  EXPECT_EQ(staged, 3);  // 16-, 8- and 4-byte vectors
+  EXPECT_EQ(on_chip, 3);
   EXPECT_EQ(streamed, 3);
 }
 
@@ -88,10 +128,10 @@ TEST(CudaKernelVariants, RowCountOnlyPicksALayoutOfTheSameSumOrder) {
     for (const int width : {16, 8, 4, 2}) {
       if (width < static_cast<int>(dtype_size(dtype))) continue;
       for (std::int64_t dim = width; dim <= 4096; dim += width) {
-        const auto large = detail::cuda::choose_l2_norm_variant(dtype, dim, width, EpsMode::add,
-                                                                false, std::int64_t{1} << 24, 132);
+        const auto large = detail::cuda::choose_l2_norm_variant(
+            dtype, dim, width, EpsMode::add, false, std::int64_t{1} << 24, kH100);
         const auto small =
-            detail::cuda::choose_l2_norm_variant(dtype, dim, width, EpsMode::add, false, 1, 132);
+            detail::cuda::choose_l2_norm_variant(dtype, dim, width, EpsMode::add, false, 1, kH100);
         // One vector per thread marks the small-batch layout (the kernel stores before its
         // rare-path check there); large batches never get it.
         EXPECT_TRUE(large.kind != detail::cuda::KernelKind::rows || large.items >= 2)

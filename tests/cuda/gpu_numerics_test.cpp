@@ -18,6 +18,55 @@ namespace {
 
 using testing::HostTensor;
 
+// One l2_norm dispatch on cuda:0: its output and the kernel the dispatcher named.
+struct Dispatch {
+  HostTensor output;
+  std::string variant;
+};
+
+Dispatch dispatch_on_gpu(const HostTensor& input, std::int64_t rows, std::int64_t dim,
+                         const L2NormOptions& options) {
+  Dispatch result{HostTensor(input.dtype(), input.count()), {}};
+  result.output.fill_poison();
+  Buffer in(Device::cuda(0), input.dtype(), static_cast<std::int64_t>(input.count()));
+  Buffer out(Device::cuda(0), input.dtype(), static_cast<std::int64_t>(input.count()));
+  in.copy_from_host(input.data(), input.bytes());
+  out.copy_from_host(result.output.data(), result.output.bytes());
+  CommandEncoder encoder(Device::cuda(0));
+  l2_norm(encoder, in, out, rows, dim, options);
+  EXPECT_EQ(encoder.recorded().size(), 1u);
+  if (!encoder.recorded().empty()) result.variant = encoder.recorded()[0].variant;
+  encoder.wait();
+  out.copy_to_host(result.output.data(), result.output.bytes());
+  return result;
+}
+
+// Each of `rows_to_check` of `batch` (the output for all rows of `input`) against the same row
+// normalized alone, bit for bit; returns the kernel that ran the last lone row.
+std::string expect_rows_as_alone(const HostTensor& input, const HostTensor& batch, std::int64_t dim,
+                                 std::initializer_list<std::int64_t> rows_to_check,
+                                 const L2NormOptions& options, const std::string& what) {
+  const std::size_t row_bytes = static_cast<std::size_t>(dim) * dtype_size(input.dtype());
+  std::string alone_variant;
+  for (const std::int64_t row : rows_to_check) {
+    HostTensor alone_input(input.dtype(), static_cast<std::size_t>(dim));
+    std::memcpy(alone_input.data(), static_cast<const char*>(input.data()) + row * row_bytes,
+                row_bytes);
+    const Dispatch alone = dispatch_on_gpu(alone_input, 1, dim, options);
+    alone_variant = alone.variant;
+    HostTensor batched(input.dtype(), static_cast<std::size_t>(dim));
+    std::memcpy(batched.data(), static_cast<const char*>(batch.data()) + row * row_bytes,
+                row_bytes);
+    EXPECT_TRUE(batched.bitwise_equal(alone.output))
+        << what << " row " << row << ": " << alone.variant << " alone";
+  }
+  return alone_variant;
+}
+
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
 TEST(CudaNumerics, TensorOverTwoToThe31Elements) {
   L2NORM_REQUIRE_GPU();
   const std::int64_t dim = 4096;
@@ -158,18 +207,7 @@ TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
                              std::to_string(c.dim);
     testing::expect_within_budget(got, testing::reference_l2_norm(input, c.rows, c.dim, options),
                                   c.dim, false, what.c_str());
-    const std::size_t row_bytes = static_cast<std::size_t>(c.dim) * dtype_size(c.dtype);
-    for (const std::int64_t row : {std::int64_t{0}, rare_row, c.rows - 1}) {
-      HostTensor alone_input(c.dtype, static_cast<std::size_t>(c.dim));
-      std::memcpy(alone_input.data(), static_cast<const char*>(input.data()) + row * row_bytes,
-                  row_bytes);
-      const HostTensor alone =
-          testing::run_l2_norm(Device::cuda(0), alone_input, 1, c.dim, options);
-      HostTensor batched(c.dtype, static_cast<std::size_t>(c.dim));
-      std::memcpy(batched.data(), static_cast<const char*>(got.data()) + row * row_bytes,
-                  row_bytes);
-      EXPECT_TRUE(batched.bitwise_equal(alone)) << what << " row " << row;
-    }
+    expect_rows_as_alone(input, got, c.dim, {0, rare_row, c.rows - 1}, options, what);
   }
 }
 
@@ -191,31 +229,92 @@ TEST(CudaNumerics, RowsLongerThanTheChipAreStreamed) {
       input.set(at, input.get(at) * 1e-30f);
     }
     const L2NormOptions options{1e-6f, 1.0f, EpsMode::add};
-    Buffer in(Device::cuda(0), dtype, rows * dim);
-    Buffer out(Device::cuda(0), dtype, rows * dim);
-    in.copy_from_host(input.data(), input.bytes());
-    CommandEncoder encoder(Device::cuda(0));
-    l2_norm(encoder, in, out, rows, dim, options);
-    ASSERT_EQ(encoder.recorded().size(), 1u);
-    EXPECT_EQ(encoder.recorded()[0].variant.rfind("l2_norm_split_streamed<", 0), 0u)
-        << what << ": " << encoder.recorded()[0].variant;
-    encoder.wait();
-    HostTensor got(dtype, input.count());
-    out.copy_to_host(got.data(), got.bytes());
+    const Dispatch batch = dispatch_on_gpu(input, rows, dim, options);
+    EXPECT_TRUE(starts_with(batch.variant, "l2_norm_split_streamed<"))
+        << what << ": " << batch.variant;
+    const HostTensor& got = batch.output;
     testing::expect_within_budget(got, testing::reference_l2_norm(input, rows, dim, options), dim,
                                   false, what.c_str());
-    const std::size_t row_bytes = static_cast<std::size_t>(dim) * dtype_size(dtype);
-    for (std::int64_t row = 0; row < rows; ++row) {
-      HostTensor alone_input(dtype, static_cast<std::size_t>(dim));
-      std::memcpy(alone_input.data(), static_cast<const char*>(input.data()) + row * row_bytes,
-                  row_bytes);
-      const HostTensor alone = testing::run_l2_norm(Device::cuda(0), alone_input, 1, dim, options);
-      HostTensor batched(dtype, static_cast<std::size_t>(dim));
-      std::memcpy(batched.data(), static_cast<const char*>(got.data()) + row * row_bytes,
-                  row_bytes);
-      EXPECT_TRUE(batched.bitwise_equal(alone)) << what << " row " << row;
-    }
+    expect_rows_as_alone(input, got, dim, {0, 1}, options, what);
   }
+}
+
+// Rows that one block's shared memory holds run staged (one block per row) in batches of at least
+// one row per multiprocessor, and split over several blocks in smaller ones. Both must sum in one
+// order: each batch row is compared bit for bit with the same row alone (the split kernel), and
+// the batch with the float64 reference. Cases: whole and partial tiles, 3 f32 and 7 16-bit tiles
+// (an H100's most), the 8-, 4- and 2-byte vector variants, rare rows (f32 sum overflowing,
+// underflowing, zero), the clamp eps mode and the scaled variant, and a strided view.
+TEST(CudaNumerics, StagedRowsMatchTheSplitKernelBitForBit) {
+  L2NORM_REQUIRE_GPU();
+  struct Case {
+    DType dtype;
+    std::int64_t dim;
+    L2NormOptions options;
+  };
+  cudaDeviceProp device{};
+  L2NORM_CUDA_OK(cudaGetDeviceProperties(&device, 0));
+  // A row for every multiprocessor and a few more.
+  const std::int64_t rows = device.multiProcessorCount + 4;
+  const std::int64_t tile = 16384;
+  const L2NormOptions plain{1e-6f, 1.0f, EpsMode::add};
+  const L2NormOptions clamp_scaled{1e-12f, 0.75f, EpsMode::clamp};
+  int staged_batches = 0;
+  for (const Case c : {Case{DType::bf16, 2 * tile, plain}, Case{DType::f32, 20000, clamp_scaled},
+                       Case{DType::f32, 3 * tile, plain}, Case{DType::f16, 7 * tile, clamp_scaled},
+                       Case{DType::f32, tile + 2, plain}, Case{DType::bf16, tile + 2, plain},
+                       Case{DType::f16, 3 * tile + 1, clamp_scaled}}) {
+    const std::string what =
+        std::string(dtype_name(c.dtype)) + " " + std::to_string(rows) + "x" + std::to_string(c.dim);
+    HostTensor input = testing::random_tensor(c.dtype, static_cast<std::size_t>(rows * c.dim), 61);
+    for (std::int64_t i = 0; i < c.dim; ++i) {
+      const auto at = [&](std::int64_t row) { return static_cast<std::size_t>(row * c.dim + i); };
+      input.set(at(1), input.get(at(1)) * 1e20f);
+      input.set(at(2), input.get(at(2)) * 1e-30f);
+      input.set(at(3), 0.0f);
+    }
+    const Dispatch batch = dispatch_on_gpu(input, rows, c.dim, c.options);
+    if (starts_with(batch.variant, "l2_norm_staged<")) ++staged_batches;
+    testing::expect_within_budget(batch.output,
+                                  testing::reference_l2_norm(input, rows, c.dim, c.options), c.dim,
+                                  c.options.scale != 1.0f, what.c_str());
+    const std::string alone =
+        expect_rows_as_alone(input, batch.output, c.dim, {0, 1, 2, 3, rows - 1}, c.options, what);
+    EXPECT_TRUE(starts_with(alone, "l2_norm_split_on_chip<")) << what << ": " << alone;
+  }
+  // Every case fits an H100's 227 KiB per block; smaller GPUs stage fewer of them.
+  if (device.sharedMemPerBlockOptin >= 232448) {
+    EXPECT_EQ(staged_batches, 7);
+  }
+  EXPECT_GE(staged_batches, 1);
+
+  // A strided view: every other row of a wider buffer, written into every third row of another.
+  const std::int64_t dim = 2 * tile + 8;
+  HostTensor input = testing::random_tensor(DType::bf16, static_cast<std::size_t>(rows * dim), 67);
+  const auto expected = testing::reference_l2_norm(input, rows, dim, plain);
+  const std::int64_t in_pitch = 2 * dim;
+  const std::int64_t out_pitch = 3 * dim;
+  Buffer in(Device::cuda(0), DType::bf16, rows * in_pitch);
+  Buffer out(Device::cuda(0), DType::bf16, rows * out_pitch);
+  const std::size_t row_bytes = static_cast<std::size_t>(dim) * 2;
+  L2NORM_CUDA_OK(cudaMemcpy2D(in.data(), static_cast<std::size_t>(in_pitch) * 2, input.data(),
+                              row_bytes, row_bytes, static_cast<std::size_t>(rows),
+                              cudaMemcpyHostToDevice));
+  // A copy from pageable memory may return before its DMA ends; the encoder's stream does not
+  // wait for the legacy stream.
+  L2NORM_CUDA_OK(cudaDeviceSynchronize());
+  CommandEncoder encoder(Device::cuda(0));
+  l2_norm(encoder, TensorView(in.data(), DType::bf16, Device::cuda(0), {rows, dim}, {in_pitch, 1}),
+          TensorView(out.data(), DType::bf16, Device::cuda(0), {rows, dim}, {out_pitch, 1}), plain);
+  encoder.wait();
+  HostTensor got(DType::bf16, static_cast<std::size_t>(rows * dim));
+  L2NORM_CUDA_OK(cudaMemcpy2D(got.data(), row_bytes, out.data(),
+                              static_cast<std::size_t>(out_pitch) * 2, row_bytes,
+                              static_cast<std::size_t>(rows), cudaMemcpyDeviceToHost));
+  testing::expect_within_budget(got, expected, dim, false, "strided bf16 view");
+  ASSERT_EQ(encoder.recorded().size(), 1u);
+  EXPECT_TRUE(starts_with(encoder.recorded()[0].variant, "l2_norm_staged<"))
+      << encoder.recorded()[0].variant;
 }
 
 // Short rows take another thread layout in small batches than in large ones (latency against
@@ -260,8 +359,9 @@ TEST(CudaNumerics, BitwiseDeterministicRunToRun) {
     std::int64_t rows;
     std::int64_t dim;
   };
-  for (const Case c : {Case{DType::bf16, 4096, 128}, Case{DType::f32, 1000, 4096},
-                       Case{DType::f32, 40, 65536}, Case{DType::f32, 9, 1 << 20}}) {
+  for (const Case c :
+       {Case{DType::bf16, 4096, 128}, Case{DType::f32, 1000, 4096}, Case{DType::f32, 40, 65536},
+        Case{DType::f32, 9, 1 << 20}, Case{DType::bf16, 300, 32768}}) {
     const HostTensor input =
         testing::random_tensor(c.dtype, static_cast<std::size_t>(c.rows * c.dim), 23);
     const L2NormOptions options{1e-6f, 0.75f, EpsMode::clamp};

@@ -3,9 +3,13 @@
 #pragma once
 
 #define L2NORM_MAX_OUTER_RANK 3
-// Tiles one block of the split kernel may hold on chip (1 in registers, the rest in shared
-// memory): 4 f32 or 8 16-bit tiles fit in the 227 KiB of an H100.
-#define L2NORM_SPLIT_MAX_TILES_PER_BLOCK 8
+// Tiles (tiles.cuh) one block may hold on chip: the split kernel keeps 1 in registers and the rest
+// in shared memory (4 f32 or 8 16-bit tiles fit in the 227 KiB of an H100), the staged kernel all
+// of a row's in shared memory.
+#define L2NORM_MAX_TILES_PER_BLOCK 8
+// Shared memory the staged kernel declares statically, at most: the host sizes the row's
+// dynamic shared memory around it without compiling the kernel first.
+#define L2NORM_STAGED_STATIC_SHARED_BYTES 2048
 
 struct L2NormArgs {
   const void* input;
