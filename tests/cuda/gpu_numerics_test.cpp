@@ -306,15 +306,15 @@ TEST(CudaNumerics, StagedRowsMatchTheSplitKernelBitForBit) {
   CommandEncoder encoder(Device::cuda(0));
   l2_norm(encoder, TensorView(in.data(), DType::bf16, Device::cuda(0), {rows, dim}, {in_pitch, 1}),
           TensorView(out.data(), DType::bf16, Device::cuda(0), {rows, dim}, {out_pitch, 1}), plain);
+  ASSERT_EQ(encoder.recorded().size(), 1u);
+  EXPECT_TRUE(starts_with(encoder.recorded()[0].variant, "l2_norm_staged<"))
+      << encoder.recorded()[0].variant;
   encoder.wait();
   HostTensor got(DType::bf16, static_cast<std::size_t>(rows * dim));
   L2NORM_CUDA_OK(cudaMemcpy2D(got.data(), row_bytes, out.data(),
                               static_cast<std::size_t>(out_pitch) * 2, row_bytes,
                               static_cast<std::size_t>(rows), cudaMemcpyDeviceToHost));
   testing::expect_within_budget(got, expected, dim, false, "strided bf16 view");
-  ASSERT_EQ(encoder.recorded().size(), 1u);
-  EXPECT_TRUE(starts_with(encoder.recorded()[0].variant, "l2_norm_staged<"))
-      << encoder.recorded()[0].variant;
 }
 
 // Short rows take another thread layout in small batches than in large ones (latency against
