@@ -172,16 +172,19 @@ const LoadedVariant& load_for_row(L2NormVariant& variant, std::int64_t dim, std:
   return *loaded;
 }
 
-// Partial sums and barrier counters of the split kernel, one slot per co-resident block.
+// Partial sums and the tag counter of the split kernel, one slot per co-resident block.
 class SplitWorkspace {
  public:
-  // The counters are zeroed on `stream`, before any kernel of the encoder runs there.
+  using Word = unsigned long long;
+
+  // Zeroed on `stream`, before any kernel of the encoder runs there.
   SplitWorkspace(int device_index, cudaStream_t stream) {
     capacity_ = static_cast<std::size_t>(split_workspace_slots(device_index));
-    const std::size_t bytes =
-        capacity_ * (2 * sizeof(double) + 2 * sizeof(float) + sizeof(unsigned int));
+    // Per slot and parity one word for an f32 partial and two for an f64 one; one tag counter.
+    const std::size_t bytes = (capacity_ * 2 * 3 + 1) * sizeof(Word);
     check(cudaMalloc(&memory_, bytes), "cudaMalloc of the l2_norm split workspace");
-    // Once, at creation: every dispatch leaves each barrier's arrival count at zero.
+    // Once, at creation: tags start at 1, so no zeroed word matches one, and every dispatch leaves
+    // the counter's count of started blocks at zero.
     const cudaError_t status = cudaMemsetAsync(memory_, 0, bytes, stream);
     if (status != cudaSuccess) {
       cudaFree(memory_);
@@ -193,11 +196,9 @@ class SplitWorkspace {
   SplitWorkspace& operator=(const SplitWorkspace&) = delete;
 
   std::size_t capacity() const { return capacity_; }
-  double* partial_f64() const { return static_cast<double*>(memory_); }
-  float* partial_f32() const { return reinterpret_cast<float*>(partial_f64() + 2 * capacity_); }
-  unsigned int* row_barriers() const {
-    return reinterpret_cast<unsigned int*>(partial_f32() + 2 * capacity_);
-  }
+  Word* partial_f32() const { return static_cast<Word*>(memory_); }
+  Word* partial_f64() const { return partial_f32() + 2 * capacity_; }
+  Word* tag_counter() const { return partial_f64() + 2 * 2 * capacity_; }
 
  private:
   void* memory_ = nullptr;
@@ -328,7 +329,7 @@ class CudaEncoder final : public EncoderImpl {
     split.rows_per_wave = rows_per_wave;
     split.partial_f32 = workspace_->partial_f32();
     split.partial_f64 = workspace_->partial_f64();
-    split.row_barriers = workspace_->row_barriers();
+    split.tag_counter = workspace_->tag_counter();
 
     cudaLaunchAttribute cooperative{};
     cooperative.id = cudaLaunchAttributeCooperative;

@@ -28,13 +28,14 @@ struct L2NormArgs {
 // Extra parameters of the split-row kernel: each row is cut into blocks_per_row segments of
 // tiles_per_block tiles; rows_per_wave rows are in flight at once (the co-resident grid is
 // rows_per_wave * blocks_per_row blocks). Partial sums are per tile on chip and per block
-// streamed. The workspace belongs to the encoder: partial sums (two parities) and, per row slot, a
-// barrier word (arrival count and generation).
+// streamed. The workspace belongs to the encoder, zeroed once: partial sums as tagged words (two
+// parities; an f32 partial takes one word, an f64 partial two) and the tag counter
+// (l2_norm_split.cuh).
 struct L2NormSplitArgs {
   long long blocks_per_row;
   long long tiles_per_block;
   long long rows_per_wave;
-  float* partial_f32;
-  double* partial_f64;
-  unsigned int* row_barriers;
+  unsigned long long* partial_f32;
+  unsigned long long* partial_f64;
+  unsigned long long* tag_counter;
 };

@@ -40,42 +40,91 @@ __device__ __forceinline__ void load_tile(const L2NormArgs& args, long long row_
   }
 }
 
-// Waits until all `group_size` blocks of row slot `slot` have arrived. One word per slot: arrivals
-// in the low 16 bits, a generation in the high 16 (group_size < 2^16: the grid is far smaller).
-// Thread 0 arrives with an acq_rel add after the block barrier, which publishes the block's partial
-// sums (their writers fenced them before that barrier) and, for the last block, acquires
-// everyone's; the last block turns the count back to zero and bumps the generation in one further
-// add, the others watch the generation with acquire loads. Self-resetting, so no memset is needed
-// between dispatches and a graph replay finds the words as it left them. (Against separate arrival
-// and generation words with fences, this saves a round trip to L2 for the last arriver: H100,
-// 8 x 1M f32, last arrival -> last release 2.1 -> 1.7 us; notes/cuda-perf.md v7.)
-__device__ __forceinline__ void row_barrier(const L2NormSplitArgs& split, long long slot,
-                                            unsigned int group_size) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned int* word = split.row_barriers + slot;
-    unsigned int before;
-    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;"
-                 : "=r"(before)
-                 : "l"(word)
+// How the blocks of a row exchange partial sums: each partial is written once, with relaxed
+// 64-bit stores, into words that carry a tag in their high 32 bits (an f32 partial in the low 32
+// bits of one word, an f64 partial in two words, its high half first); a reader polls each word
+// with relaxed loads until it carries the tag it expects. The value travels in the same
+// single-copy-atomic word as its tag, so no fence, atomic or barrier word is needed: a row's
+// blocks wait only for the partials themselves. (Against an arrival counter with acquire/release
+// atomics, this takes about three round trips to L2 off the path from a row's last tile landing
+// to its first store; notes/cuda-perf.md v8.)
+//
+// Tags: every dispatch claims one per wave, all newer than any word already in the workspace,
+// from a counter word whose high 32 bits are the next tag and whose low 32 count the blocks that
+// have started. Thread 0 of every block adds one; the last block to start moves the tag past this
+// dispatch's waves and zeroes the count in one further add. Every block of the grid reads the same
+// tag base: the count returns to zero only after all of them have added. The workspace starts
+// zeroed and tags start at 1, so a word no dispatch wrote never matches. Tags repeat after 2^32
+// waves; a word could then match only if no dispatch wrote it for exactly that many waves.
+__device__ __forceinline__ unsigned int claim_wave_tags(const L2NormSplitArgs& split,
+                                                        long long waves) {
+  unsigned long long before;
+  asm volatile("atom.relaxed.gpu.global.add.u64 %0, [%1], 1;"
+               : "=l"(before)
+               : "l"(split.tag_counter)
+               : "memory");
+  if ((before & 0xffffffffull) == gridDim.x - 1) {
+    const unsigned long long advance = (static_cast<unsigned long long>(waves) << 32) - gridDim.x;
+    asm volatile("red.relaxed.gpu.global.add.u64 [%0], %1;" ::"l"(split.tag_counter), "l"(advance)
                  : "memory");
-    if ((before & 0xffffu) == group_size - 1) {
-      asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(word),
-                   "r"(0x10000u - group_size)
-                   : "memory");
-    } else {
-      unsigned int now;
-      do {
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(word) : "memory");
-      } while ((now >> 16) == (before >> 16));
-    }
   }
-  __syncthreads();
+  return static_cast<unsigned int>(before >> 32) + 1;
 }
+
+__device__ __forceinline__ void store_tagged(unsigned long long* word, unsigned int tag,
+                                             unsigned int bits) {
+  const unsigned long long tagged = (static_cast<unsigned long long>(tag) << 32) | bits;
+  asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(word), "l"(tagged) : "memory");
+}
+
+__device__ __forceinline__ unsigned int await_tagged(const unsigned long long* word,
+                                                     unsigned int tag) {
+  unsigned long long tagged;
+  do {
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(tagged) : "l"(word) : "memory");
+  } while (static_cast<unsigned int>(tagged >> 32) != tag);
+  return static_cast<unsigned int>(tagged);
+}
+
+// Words per partial, and the partial of unit `unit` written and awaited.
+template <typename T>
+constexpr int kWordsPerPartial = sizeof(T) / sizeof(unsigned int);
+
+__device__ __forceinline__ void publish_partial(unsigned long long* words, long long unit,
+                                                unsigned int tag, float value) {
+  store_tagged(words + unit, tag, __float_as_uint(value));
+}
+
+__device__ __forceinline__ void publish_partial(unsigned long long* words, long long unit,
+                                                unsigned int tag, double value) {
+  const auto bits = static_cast<unsigned long long>(__double_as_longlong(value));
+  store_tagged(words + 2 * unit, tag, static_cast<unsigned int>(bits >> 32));
+  store_tagged(words + 2 * unit + 1, tag, static_cast<unsigned int>(bits));
+}
+
+template <typename T>
+__device__ __forceinline__ T await_partial(const unsigned long long* words, long long unit,
+                                           unsigned int tag) {
+  if constexpr (sizeof(T) == sizeof(double)) {
+    const unsigned long long high = await_tagged(words + 2 * unit, tag);
+    const unsigned long long low = await_tagged(words + 2 * unit + 1, tag);
+    return __longlong_as_double(static_cast<long long>((high << 32) | low));
+  } else {
+    return __uint_as_float(await_tagged(words + unit, tag));
+  }
+}
+
+// A wave's tag: the dispatch's first tag (in shared memory, written by thread 0 in the first wave)
+// plus the wave. Read only after a block barrier that follows that write.
+struct WaveTag {
+  const unsigned int* first;
+  unsigned int wave;
+  __device__ __forceinline__ unsigned int value() const { return *first + wave; }
+};
 
 // Where one wave's partial sums live: the row's partials are contiguous (one per tile on chip,
 // one per block streamed), two parities because a block may run one wave ahead of a slower block
-// of its row, never two.
+// of its row, never two. In units; a unit is kWordsPerPartial<T> words.
 struct PartialLayout {
   long long per_row;
   long long first_own;  // this block's first partial, relative to the parity base
@@ -84,18 +133,20 @@ struct PartialLayout {
 
 // The row's sum of squares in T (f32, or f64 for the rare path), in an order fixed by dim alone:
 // on chip tiles.cuh's order; streamed, per block a block-wide tree, then a tree over the blocks.
+// Both end their block's own sums with a block barrier before `tag` is read.
+// `tile_scratch` holds tile_sums_of_squares' totals, `row_scratch` kWarps values for the last
+// group_sum (apart, so that it cannot overwrite totals another thread still reads).
 template <typename T, typename Values>
-__device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T* partials,
-                                                const PartialLayout& layout, long long wave,
-                                                long long slot, long long first_tile,
-                                                long long end_tile, Values values, T* scratch) {
-  T* base = partials + (wave & 1) * layout.parity_stride;
+__device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
+                                                const PartialLayout& layout, const WaveTag& tag,
+                                                long long wave, long long slot,
+                                                long long first_tile, long long end_tile,
+                                                Values values, T* tile_scratch, T* row_scratch) {
+  unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kWordsPerPartial<T>;
   if constexpr (kOnChip) {
-    const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, values, scratch);
+    const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, values, tile_scratch);
     if (threadIdx.x < end_tile - first_tile) {
-      __stcg(base + layout.first_own + threadIdx.x, tile_sum);
-      // Fenced before row_barrier's block barrier, so thread 0's release there publishes it.
-      __threadfence();
+      publish_partial(base, layout.first_own + threadIdx.x, tag.value(), tile_sum);
     }
   } else {
     T thread_sum = T(0);
@@ -104,17 +155,16 @@ __device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T*
       values(tile, x);
       thread_sum += sum_of_squares_in<T>(x);
     }
-    const T block_sum = group_sum<kBlockThreads>(thread_sum, scratch);
-    if (threadIdx.x == 0) __stcg(base + layout.first_own, block_sum);
+    const T block_sum = group_sum<kBlockThreads>(thread_sum, tile_scratch);
+    if (threadIdx.x == 0) publish_partial(base, layout.first_own, tag.value(), block_sum);
   }
-  row_barrier(split, slot, static_cast<unsigned int>(split.blocks_per_row));
   // With at most kBlockThreads units, thread t holds unit t, as tiles.cuh's order asks.
-  const T* row_partials = base + slot * layout.per_row;
+  const long long first_of_row = slot * layout.per_row;
   T mine = T(0);
   for (long long unit = threadIdx.x; unit < layout.per_row; unit += kBlockThreads) {
-    mine += __ldcg(row_partials + unit);
+    mine += await_partial<T>(base, first_of_row + unit, tag.value());
   }
-  return group_sum<kBlockThreads>(mine, scratch);
+  return group_sum<kBlockThreads>(mine, row_scratch);
 }
 
 }  // namespace l2norm_kernels
@@ -122,14 +172,19 @@ __device__ __forceinline__ T row_sum_of_squares(const L2NormSplitArgs& split, T*
 extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
     l2_norm_split(const L2NormArgs args, const L2NormSplitArgs split) {
   using namespace l2norm_kernels;
-  // Per-warp totals of each of the block's tiles (on chip), or of one group_sum.
+  // Per-warp totals of each of the block's tiles (on chip) or of one group_sum, and of the row's
+  // group_sum.
   constexpr int kScratch = kOnChip ? kWarps * L2NORM_MAX_TILES_PER_BLOCK : kWarps;
-  __shared__ float scratch_f32[kScratch];
-  __shared__ double scratch_f64[kScratch];
+  __shared__ float tile_scratch_f32[kScratch];
+  __shared__ double tile_scratch_f64[kScratch];
+  __shared__ float row_scratch_f32[kWarps];
+  __shared__ double row_scratch_f64[kWarps];
+  __shared__ unsigned int first_tag;
   extern __shared__ raw_vector_t staged[];
 
   const long long vectors = args.dim / kVec;
   const long long tiles = (vectors + kTileVectors - 1) / kTileVectors;
+  const long long waves = (args.rows + split.rows_per_wave - 1) / split.rows_per_wave;
   const long long slot = blockIdx.x / split.blocks_per_row;
   const long long segment = blockIdx.x % split.blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
@@ -141,20 +196,30 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   layout.parity_stride = split.rows_per_wave * layout.per_row;
 
   float x[kValues];
-  for (long long wave = 0;; ++wave) {
+  for (long long wave = 0; wave < waves; ++wave) {
     const long long row = wave * split.rows_per_wave + slot;
     // Uniform over the row's blocks: they leave together and nobody waits for them.
     if (row >= args.rows) break;
     const RowOffsets offsets = row_offsets(args, row);
 
-    if constexpr (kOnChip) {
-      for (long long tile = first_tile; tile < last_tile; ++tile) {
-        stage_tile(args.input, offsets.input, tile, vectors,
-                   staged + (tile - first_tile) * kTileVectors);
+    // On chip, the segment's tiles are issued in order with at most kTilesInFlight outstanding:
+    // staged tiles as one cp.async group each, the last tile into registers. Tiles then land
+    // roughly in order and each is summed as it lands, under the loads of the next, so that only
+    // the last tile's sum waits for the last load (all loads at once land together).
+    const auto issue = [&](long long tile) {
+      if constexpr (kOnChip) {
+        if (tile < last_tile) {
+          stage_tile(args.input, offsets.input, tile, vectors,
+                     staged + (tile - first_tile) * kTileVectors);
+          commit_staged_group();
+        } else if (tile == last_tile) {
+          load_tile(args, offsets.input, last_tile, vectors, x);
+        }
       }
-      load_tile(args, offsets.input, last_tile, vectors, x);
-      wait_for_staged_tiles();
-    }
+    };
+    for (long long tile = first_tile; tile < first_tile + kTilesInFlight; ++tile) issue(tile);
+    if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split, waves);
+
     // A tile's values: on chip from registers or shared memory, streamed from memory again.
     const auto values = [&](long long tile, float* out) {
       if constexpr (!kOnChip) {
@@ -166,13 +231,26 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
         read_staged_tile(staged + (tile - first_tile) * kTileVectors, tile, vectors, out);
       }
     };
+    // The first pass over the tiles: each waits for its own landing, then issues a later tile.
+    const auto landing_values = [&](long long tile, float* out) {
+      if constexpr (kOnChip) {
+        if (tile < last_tile) {
+          wait_for_staged_groups_but(min(tile + kTilesInFlight - 1, last_tile - 1) - tile);
+        }
+        issue(tile + kTilesInFlight);
+      }
+      values(tile, out);
+    };
 
-    const float sum = row_sum_of_squares(split, split.partial_f32, layout, wave, slot, first_tile,
-                                         end_tile, values, scratch_f32);
+    const WaveTag tag{&first_tag, static_cast<unsigned int>(wave)};
+    const float sum =
+        row_sum_of_squares(split.partial_f32, layout, tag, wave, slot, first_tile, end_tile,
+                           landing_values, tile_scratch_f32, row_scratch_f32);
     RowScale row_scale{false, common_inverse_norm(sum, args.eps), 0.0};
     if (needs_rare_path(sum)) {
-      const double sum_f64 = row_sum_of_squares(split, split.partial_f64, layout, wave, slot,
-                                                first_tile, end_tile, values, scratch_f64);
+      const double sum_f64 =
+          row_sum_of_squares(split.partial_f64, layout, tag, wave, slot, first_tile, end_tile,
+                             values, tile_scratch_f64, row_scratch_f64);
       row_scale.rare = true;
       row_scale.inverse_f64 = rare_inverse_norm(sum_f64, args.eps);
     }
