@@ -103,34 +103,6 @@ __device__ __forceinline__ void wait_for_staged_tiles() {
 #endif
 }
 
-// Staged tiles in flight at once per block when they are to land in order (l2_norm_split).
-#ifndef L2NORM_TILES_IN_FLIGHT
-#define L2NORM_TILES_IN_FLIGHT 1
-#endif
-constexpr int kTilesInFlight = L2NORM_TILES_IN_FLIGHT;
-static_assert(kTilesInFlight == 1 || kTilesInFlight == 2, "wait_for_staged_groups_but");
-
-// Closes the calling thread's copies issued since the last call into one group.
-__device__ __forceinline__ void commit_staged_group() {
-#if L2NORM_ASYNC_STAGING
-  asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-
-// The calling thread's staged groups have landed, but for the `pending` (< kTilesInFlight) most
-// recent ones.
-__device__ __forceinline__ void wait_for_staged_groups_but(long long pending) {
-#if L2NORM_ASYNC_STAGING
-  if (kTilesInFlight > 1 && pending > 0) {
-    asm volatile("cp.async.wait_group 1;" ::: "memory");
-  } else {
-    asm volatile("cp.async.wait_group 0;" ::: "memory");
-  }
-#else
-  (void)pending;
-#endif
-}
-
 // The thread's values of a staged tile, zero past the row's end (as a tile loaded from memory).
 __device__ __forceinline__ void read_staged_tile(const raw_vector_t* slot, long long tile,
                                                  long long vectors, float* x) {
