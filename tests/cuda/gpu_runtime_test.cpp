@@ -47,9 +47,10 @@ TEST(CudaEncoder, RecordsOnTheCallersStream) {
   L2NORM_CUDA_OK(cudaStreamDestroy(stream));
 }
 
-// A short-row and two split-row dispatches (one wave, and three waves of on-chip rows on an H100,
-// whose barrier counters must be left ready for the next replay) captured into a graph and
-// replayed: results match an eager run bit for bit, every replay.
+// Short rows, staged rows and three split dispatches of different grids on one encoder (one wave
+// and three waves of on-chip rows, and streamed rows, on an H100), captured into a graph and
+// replayed: results match an eager run bit for bit, every replay. The split dispatches share the
+// encoder's tag counter, which each must leave ready for the next one and the next replay.
 TEST(CudaEncoder, GraphCaptureAndReplayAfterPrewarm) {
   L2NORM_REQUIRE_GPU();
   const L2NormOptions options{1e-6f, 0.125f, EpsMode::add};
@@ -58,8 +59,11 @@ TEST(CudaEncoder, GraphCaptureAndReplayAfterPrewarm) {
     std::int64_t rows;
     std::int64_t dim;
   };
-  const Case cases[] = {
-      {DType::bf16, 64, 128}, {DType::f32, 8, 1 << 17}, {DType::f32, 40, 1 << 19}};
+  const Case cases[] = {{DType::bf16, 64, 128},
+                        {DType::f32, 8, 1 << 17},
+                        {DType::bf16, 200, 1 << 15},
+                        {DType::f32, 40, 1 << 19},
+                        {DType::f32, 2, 1 << 24}};
   for (const Case& c : cases) prewarm_l2_norm(Device::cuda(0), c.dtype, c.dim, options);
 
   cudaStream_t stream = nullptr;
@@ -87,6 +91,13 @@ TEST(CudaEncoder, GraphCaptureAndReplayAfterPrewarm) {
     l2_norm(encoder, ins[i]->buffer, outs[i]->buffer, cases[i].rows, cases[i].dim, options);
   }
   L2NORM_CUDA_OK(cudaStreamEndCapture(stream, &graph));
+  const char* kernels[] = {"l2_norm_rows<", "l2_norm_split_on_chip<", "l2_norm_staged<",
+                           "l2_norm_split_on_chip<", "l2_norm_split_streamed<"};
+  ASSERT_EQ(encoder.recorded().size(), std::size(cases));
+  for (std::size_t i = 0; i < std::size(cases); ++i) {
+    EXPECT_EQ(encoder.recorded()[i].variant.rfind(kernels[i], 0), 0u)
+        << "case " << i << ": " << encoder.recorded()[i].variant;
+  }
   encoder.commit();
   cudaGraphExec_t executable = nullptr;
   L2NORM_CUDA_OK(cudaGraphInstantiate(&executable, graph, 0));
