@@ -18,29 +18,6 @@ namespace {
 
 using testing::HostTensor;
 
-// One l2_norm dispatch on cuda:0: its output and the kernel the dispatcher named.
-struct Dispatch {
-  HostTensor output;
-  std::string variant;
-};
-
-Dispatch dispatch_on_gpu(const HostTensor& input, std::int64_t rows, std::int64_t dim,
-                         const L2NormOptions& options) {
-  Dispatch result{HostTensor(input.dtype(), input.count()), {}};
-  result.output.fill_poison();
-  Buffer in(Device::cuda(0), input.dtype(), static_cast<std::int64_t>(input.count()));
-  Buffer out(Device::cuda(0), input.dtype(), static_cast<std::int64_t>(input.count()));
-  in.copy_from_host(input.data(), input.bytes());
-  out.copy_from_host(result.output.data(), result.output.bytes());
-  CommandEncoder encoder(Device::cuda(0));
-  l2_norm(encoder, in, out, rows, dim, options);
-  EXPECT_EQ(encoder.recorded().size(), 1u);
-  if (!encoder.recorded().empty()) result.variant = encoder.recorded()[0].variant;
-  encoder.wait();
-  out.copy_to_host(result.output.data(), result.output.bytes());
-  return result;
-}
-
 // Each of `rows_to_check` of `batch` (the output for all rows of `input`) against the same row
 // normalized alone, bit for bit; returns the kernel that ran the last lone row.
 std::string expect_rows_as_alone(const HostTensor& input, const HostTensor& batch, std::int64_t dim,
@@ -52,13 +29,13 @@ std::string expect_rows_as_alone(const HostTensor& input, const HostTensor& batc
     HostTensor alone_input(input.dtype(), static_cast<std::size_t>(dim));
     std::memcpy(alone_input.data(), static_cast<const char*>(input.data()) + row * row_bytes,
                 row_bytes);
-    const Dispatch alone = dispatch_on_gpu(alone_input, 1, dim, options);
-    alone_variant = alone.variant;
+    const HostTensor alone =
+        testing::run_l2_norm(Device::cuda(0), alone_input, 1, dim, options, &alone_variant);
     HostTensor batched(input.dtype(), static_cast<std::size_t>(dim));
     std::memcpy(batched.data(), static_cast<const char*>(batch.data()) + row * row_bytes,
                 row_bytes);
-    EXPECT_TRUE(batched.bitwise_equal(alone.output))
-        << what << " row " << row << ": " << alone.variant << " alone";
+    EXPECT_TRUE(batched.bitwise_equal(alone))
+        << what << " row " << row << ": " << alone_variant << " alone";
   }
   return alone_variant;
 }
@@ -229,10 +206,10 @@ TEST(CudaNumerics, RowsLongerThanTheChipAreStreamed) {
       input.set(at, input.get(at) * 1e-30f);
     }
     const L2NormOptions options{1e-6f, 1.0f, EpsMode::add};
-    const Dispatch batch = dispatch_on_gpu(input, rows, dim, options);
-    EXPECT_TRUE(starts_with(batch.variant, "l2_norm_split_streamed<"))
-        << what << ": " << batch.variant;
-    const HostTensor& got = batch.output;
+    std::string variant;
+    const HostTensor got =
+        testing::run_l2_norm(Device::cuda(0), input, rows, dim, options, &variant);
+    EXPECT_TRUE(starts_with(variant, "l2_norm_split_streamed<")) << what << ": " << variant;
     testing::expect_within_budget(got, testing::reference_l2_norm(input, rows, dim, options), dim,
                                   false, what.c_str());
     expect_rows_as_alone(input, got, dim, {0, 1}, options, what);
@@ -273,13 +250,14 @@ TEST(CudaNumerics, StagedRowsMatchTheSplitKernelBitForBit) {
       input.set(at(2), input.get(at(2)) * 1e-30f);
       input.set(at(3), 0.0f);
     }
-    const Dispatch batch = dispatch_on_gpu(input, rows, c.dim, c.options);
-    if (starts_with(batch.variant, "l2_norm_staged<")) ++staged_batches;
-    testing::expect_within_budget(batch.output,
-                                  testing::reference_l2_norm(input, rows, c.dim, c.options), c.dim,
-                                  c.options.scale != 1.0f, what.c_str());
+    std::string variant;
+    const HostTensor batch =
+        testing::run_l2_norm(Device::cuda(0), input, rows, c.dim, c.options, &variant);
+    if (starts_with(variant, "l2_norm_staged<")) ++staged_batches;
+    testing::expect_within_budget(batch, testing::reference_l2_norm(input, rows, c.dim, c.options),
+                                  c.dim, c.options.scale != 1.0f, what.c_str());
     const std::string alone =
-        expect_rows_as_alone(input, batch.output, c.dim, {0, 1, 2, 3, rows - 1}, c.options, what);
+        expect_rows_as_alone(input, batch, c.dim, {0, 1, 2, 3, rows - 1}, c.options, what);
     EXPECT_TRUE(starts_with(alone, "l2_norm_split_on_chip<")) << what << ": " << alone;
   }
   // Every case fits an H100's 227 KiB per block; smaller GPUs stage fewer of them.

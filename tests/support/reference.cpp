@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 
 namespace l2norm::testing {
 
@@ -117,7 +118,7 @@ double expect_within_budget(const HostTensor& got, const std::vector<double>& ex
 }
 
 HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64_t rows,
-                       std::int64_t dim, const L2NormOptions& options) {
+                       std::int64_t dim, const L2NormOptions& options, std::string* variant) {
   HostTensor output(input.dtype(), input.count());
   output.fill_poison();
   const auto count = std::int64_t(input.count());
@@ -127,6 +128,12 @@ HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64
   out.copy_from_host(output.data(), output.bytes());
   CommandEncoder encoder(device);
   l2_norm(encoder, in, out, rows, dim, options);
+  if (variant != nullptr) {
+    // Exactly one dispatch, or a name no variant check accepts.
+    *variant = encoder.recorded().size() == 1
+                   ? encoder.recorded()[0].variant
+                   : std::to_string(encoder.recorded().size()) + " dispatches recorded";
+  }
   encoder.wait();
   out.copy_to_host(output.data(), output.bytes());
   return output;

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "l2norm/l2norm.hpp"
@@ -49,8 +50,10 @@ double expect_within_budget(const HostTensor& got, const std::vector<double>& ex
                             std::int64_t dim, bool scaled, const char* what);
 
 // Runs l2_norm on `device` for a contiguous rows x dim input and returns the output (copying
-// through device buffers when the device is not the CPU).
+// through device buffers when the device is not the CPU). `variant`, if given, receives the name
+// of the kernel variant the dispatcher picked.
 HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64_t rows,
-                       std::int64_t dim, const L2NormOptions& options);
+                       std::int64_t dim, const L2NormOptions& options,
+                       std::string* variant = nullptr);
 
 }  // namespace l2norm::testing
