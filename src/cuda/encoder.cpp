@@ -166,7 +166,7 @@ const LoadedVariant& load_for_row(L2NormVariant& variant, std::int64_t dim, std:
   const LoadedVariant* loaded = &find_or_load(variant);
   if (variant.kind == KernelKind::split_on_chip &&
       !row_fits_on_chip(*loaded, variant, dim, slots)) {
-    variant = streamed_variant(variant);
+    variant = variant.with_kind(KernelKind::split_streamed);
     loaded = &find_or_load(variant);
   }
   return *loaded;

@@ -72,6 +72,12 @@ KernelSpec L2NormVariant::spec() const {
   return spec;
 }
 
+L2NormVariant L2NormVariant::with_kind(KernelKind other) const {
+  L2NormVariant variant = *this;
+  variant.kind = other;
+  return variant;
+}
+
 std::string L2NormVariant::name() const {
   std::string text = kind == KernelKind::rows            ? "l2_norm_rows<"
                      : kind == KernelKind::staged        ? "l2_norm_staged<"
@@ -137,25 +143,13 @@ std::vector<L2NormVariant> layouts(DType dtype, std::int64_t dim, int vector_byt
       throughput_variant(dtype, dim, vector_bytes, eps_mode, scaled)};
   if (const auto latency = latency_variant(variants.front())) variants.push_back(*latency);
   if (variants.front().kind == KernelKind::split_on_chip) {
-    variants.push_back(staged_variant(variants.front()));
-    variants.push_back(streamed_variant(variants.front()));
+    variants.push_back(variants.front().with_kind(KernelKind::staged));
+    variants.push_back(variants.front().with_kind(KernelKind::split_streamed));
   }
   return variants;
 }
 
 }  // namespace
-
-L2NormVariant streamed_variant(const L2NormVariant& on_chip) {
-  L2NormVariant variant = on_chip;
-  variant.kind = KernelKind::split_streamed;
-  return variant;
-}
-
-L2NormVariant staged_variant(const L2NormVariant& on_chip) {
-  L2NormVariant variant = on_chip;
-  variant.kind = KernelKind::staged;
-  return variant;
-}
 
 std::int64_t row_tiles(const L2NormVariant& variant, std::int64_t dim) {
   const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
@@ -183,7 +177,7 @@ L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_b
   if (throughput.kind == KernelKind::split_on_chip) {
     if (rows >= limits.multiprocessors &&
         staged_row_fits(throughput, dim, limits.shared_memory_per_block)) {
-      return staged_variant(throughput);
+      return throughput.with_kind(KernelKind::staged);
     }
     return throughput;
   }

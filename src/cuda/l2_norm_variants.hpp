@@ -57,12 +57,15 @@ struct L2NormVariant {
   KernelSpec spec() const;
   // e.g. "l2_norm_rows<bf16,v16,8x2,add>"
   std::string name() const;
+  // The same tile layout, dtype, vector width and options in another long-row kernel (staged,
+  // split on chip, split streamed).
+  L2NormVariant with_kind(KernelKind other) const;
 };
 
 // The variant for a call of `rows` rows on a device with `limits`. The row count only chooses
 // between layouts that sum a row in the same order, so a row's result never depends on the batch
 // it comes in. Rows longer than the rows kernel takes get staged or split_on_chip; the dispatcher
-// turns split_on_chip into streamed_variant() when the loaded kernel shows that the row does not
+// turns split_on_chip into split_streamed when the loaded kernel shows that the row does not
 // fit.
 L2NormVariant choose_l2_norm_variant(DType dtype, std::int64_t dim, int vector_bytes,
                                      EpsMode eps_mode, bool scaled, std::int64_t rows,
@@ -72,9 +75,7 @@ std::int64_t row_tiles(const L2NormVariant& variant, std::int64_t dim);
 // Whether one block of the staged kernel can hold a row of `dim` in its shared memory.
 bool staged_row_fits(const L2NormVariant& variant, std::int64_t dim,
                      std::size_t shared_memory_per_block);
-// The split_streamed and the staged kernel of the same dtype, vector width and options.
-L2NormVariant streamed_variant(const L2NormVariant& on_chip);
-L2NormVariant staged_variant(const L2NormVariant& on_chip);
+
 // Every variant a call of this dtype, dim and options may pick, whatever its pointers, strides,
 // row count and device (long dims: the staged and both split kernels).
 std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,

@@ -65,7 +65,7 @@ __device__ __forceinline__ void store_row(void* output, long long row_offset, lo
 // y = round(x * inverse) (then * scale), the common path.
 __device__ __forceinline__ void scale_common(const float* x, float inverse, float scale, float* y) {
 #pragma unroll
-  for (int i = 0; i < kValues; ++i) y[i] = output_value(__fmul_rn(x[i], inverse), scale);
+  for (int i = 0; i < kValues; ++i) y[i] = common_output(x[i], inverse, scale);
 }
 
 // The rare path's inverse norm, from the f64 sum of the group's row; every thread of the group
@@ -77,7 +77,7 @@ __device__ __forceinline__ double rare_row_inverse(const float (&x)[kValues], fl
 
 __device__ __forceinline__ void scale_rare(const float* x, double inverse, float scale, float* y) {
 #pragma unroll
-  for (int i = 0; i < kValues; ++i) y[i] = output_value(rare_scaled(x[i], inverse), scale);
+  for (int i = 0; i < kValues; ++i) y[i] = rare_output(x[i], inverse, scale);
 }
 }  // namespace l2norm_kernels
 

@@ -71,6 +71,10 @@ __device__ __forceinline__ unsigned int claim_wave_tags(const L2NormSplitArgs& s
   return static_cast<unsigned int>(before >> 32) + 1;
 }
 
+__device__ __forceinline__ unsigned int wave_tag(unsigned int first_tag, long long wave) {
+  return first_tag + static_cast<unsigned int>(wave);
+}
+
 __device__ __forceinline__ void store_tagged(unsigned long long* word, unsigned int tag,
                                              unsigned int bits) {
   const unsigned long long tagged = (static_cast<unsigned long long>(tag) << 32) | bits;
@@ -114,14 +118,6 @@ __device__ __forceinline__ T await_partial(const unsigned long long* words, long
   }
 }
 
-// A wave's tag: the dispatch's first tag (in shared memory, written by thread 0 in the first wave)
-// plus the wave. Read only after a block barrier that follows that write.
-struct WaveTag {
-  const unsigned int* first;
-  unsigned int wave;
-  __device__ __forceinline__ unsigned int value() const { return *first + wave; }
-};
-
 // Where one wave's partial sums live: the row's partials are contiguous (one per tile on chip,
 // one per block streamed), two parities because a block may run one wave ahead of a slower block
 // of its row, never two. In units; a unit is kWordsPerPartial<T> words.
@@ -133,20 +129,22 @@ struct PartialLayout {
 
 // The row's sum of squares in T (f32, or f64 for the rare path), in an order fixed by dim alone:
 // on chip tiles.cuh's order; streamed, per block a block-wide tree, then a tree over the blocks.
-// Both end their block's own sums with a block barrier before `tag` is read.
+// Both end their block's own sums with a block barrier, after which `first_tag` (the dispatch's
+// first tag, in shared memory, written by thread 0 in the first wave) may be read.
 // `tile_scratch` holds tile_sums_of_squares' totals, `row_scratch` kWarps values for the last
 // group_sum (apart, so that it cannot overwrite totals another thread still reads).
 template <typename T, typename Values>
 __device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
-                                                const PartialLayout& layout, const WaveTag& tag,
-                                                long long wave, long long slot,
-                                                long long first_tile, long long end_tile,
-                                                Values values, T* tile_scratch, T* row_scratch) {
+                                                const PartialLayout& layout,
+                                                const unsigned int& first_tag, long long wave,
+                                                long long slot, long long first_tile,
+                                                long long end_tile, Values values, T* tile_scratch,
+                                                T* row_scratch) {
   unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kWordsPerPartial<T>;
   if constexpr (kOnChip) {
     const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, values, tile_scratch);
     if (threadIdx.x < end_tile - first_tile) {
-      publish_partial(base, layout.first_own + threadIdx.x, tag.value(), tile_sum);
+      publish_partial(base, layout.first_own + threadIdx.x, wave_tag(first_tag, wave), tile_sum);
     }
   } else {
     T thread_sum = T(0);
@@ -156,13 +154,15 @@ __device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
       thread_sum += sum_of_squares_in<T>(x);
     }
     const T block_sum = group_sum<kBlockThreads>(thread_sum, tile_scratch);
-    if (threadIdx.x == 0) publish_partial(base, layout.first_own, tag.value(), block_sum);
+    if (threadIdx.x == 0) {
+      publish_partial(base, layout.first_own, wave_tag(first_tag, wave), block_sum);
+    }
   }
   // With at most kBlockThreads units, thread t holds unit t, as tiles.cuh's order asks.
   const long long first_of_row = slot * layout.per_row;
   T mine = T(0);
   for (long long unit = threadIdx.x; unit < layout.per_row; unit += kBlockThreads) {
-    mine += await_partial<T>(base, first_of_row + unit, tag.value());
+    mine += await_partial<T>(base, first_of_row + unit, wave_tag(first_tag, wave));
   }
   return group_sum<kBlockThreads>(mine, row_scratch);
 }
@@ -245,23 +245,13 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
       values(tile, out);
     };
 
-    const WaveTag tag{&first_tag, static_cast<unsigned int>(wave)};
     const float sum =
-        row_sum_of_squares(split.partial_f32, layout, tag, wave, slot, first_tile, end_tile,
+        row_sum_of_squares(split.partial_f32, layout, first_tag, wave, slot, first_tile, end_tile,
                            landing_values, tile_scratch_f32, row_scratch_f32);
-    RowScale row_scale{false, common_inverse_norm(sum, args.eps), 0.0};
-    if (needs_rare_path(sum)) {
-      const double sum_f64 =
-          row_sum_of_squares(split.partial_f64, layout, tag, wave, slot, first_tile, end_tile,
-                             values, tile_scratch_f64, row_scratch_f64);
-      row_scale.rare = true;
-      row_scale.inverse_f64 = rare_inverse_norm(sum_f64, args.eps);
-    }
-
-    for (long long tile = first_tile; tile < end_tile; ++tile) {
-      float y[kValues];
-      values(tile, y);
-      store_scaled_tile(args, offsets.output, tile, vectors, row_scale, y);
-    }
+    const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
+      return row_sum_of_squares(split.partial_f64, layout, first_tag, wave, slot, first_tile,
+                                end_tile, values, tile_scratch_f64, row_scratch_f64);
+    });
+    store_scaled_tiles(args, offsets.output, first_tile, end_tile, vectors, row_scale, values);
   }
 }

@@ -41,18 +41,10 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 2)
     // Zero plus the tile's sum, as the split kernel gathers its tile sums.
     const float sum = group_sum<kBlockThreads>(
         0.0f + tile_sums_of_squares<float>(0, tiles, values, tile_scratch_f32), row_scratch_f32);
-    RowScale row_scale{false, common_inverse_norm(sum, args.eps), 0.0};
-    if (needs_rare_path(sum)) {
-      const double sum_f64 = group_sum<kBlockThreads>(
+    const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
+      return group_sum<kBlockThreads>(
           0.0 + tile_sums_of_squares<double>(0, tiles, values, tile_scratch_f64), row_scratch_f64);
-      row_scale.rare = true;
-      row_scale.inverse_f64 = rare_inverse_norm(sum_f64, args.eps);
-    }
-
-    for (long long tile = 0; tile < tiles; ++tile) {
-      float y[kValues];
-      values(tile, y);
-      store_scaled_tile(args, offsets.output, tile, vectors, row_scale, y);
-    }
+    });
+    store_scaled_tiles(args, offsets.output, 0, tiles, vectors, row_scale, values);
   }
 }

@@ -96,6 +96,15 @@ __device__ __forceinline__ float output_value(float y, float scale) {
 #endif
 }
 
+// The stored value of x in a common row (f32 inverse norm) and in a rare row (f64 inverse norm).
+__device__ __forceinline__ float common_output(float x, float inverse, float scale) {
+  return output_value(__fmul_rn(x, inverse), scale);
+}
+
+__device__ __forceinline__ float rare_output(float x, double inverse, float scale) {
+  return output_value(rare_scaled(x, inverse), scale);
+}
+
 struct RowOffsets {
   long long input;
   long long output;

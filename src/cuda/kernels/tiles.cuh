@@ -147,6 +147,19 @@ __device__ __forceinline__ T tile_sums_of_squares(long long first_tile, long lon
   return own_tile < end_tile - first_tile ? warps_tree<kWarps>(scratch + own_tile * kWarps) : T(0);
 }
 
+// How a row is scaled, from its f32 sum of squares; `sum_f64()` gives the f64 sum, wanted only
+// for rare rows. The sum is the same on every thread of the block, so the whole block takes the
+// rare branch or none of it (sum_f64 may synchronize the block).
+template <typename SumF64>
+__device__ __forceinline__ RowScale row_scale_from(float sum, float eps, SumF64 sum_f64) {
+  RowScale row_scale{false, common_inverse_norm(sum, eps), 0.0};
+  if (needs_rare_path(sum)) {
+    row_scale.rare = true;
+    row_scale.inverse_f64 = rare_inverse_norm(sum_f64(), eps);
+  }
+  return row_scale;
+}
+
 template <bool Rare>
 __device__ __forceinline__ void scale_and_store_tile(const L2NormArgs& args, long long row_offset,
                                                      long long tile, long long vectors,
@@ -158,24 +171,30 @@ __device__ __forceinline__ void scale_and_store_tile(const L2NormArgs& args, lon
 #pragma unroll
       for (int e = 0; e < kVec; ++e) {
         float& value = y[item * kVec + e];
-        value = output_value(
-            Rare ? rare_scaled(value, row_scale.inverse_f64) : __fmul_rn(value, row_scale.inverse),
-            args.scale);
+        value = Rare ? rare_output(value, row_scale.inverse_f64, args.scale)
+                     : common_output(value, row_scale.inverse, args.scale);
       }
       store_vector(args.output, row_offset + vector * kVec, y + item * kVec);
     }
   }
 }
 
-// Scales the thread's values `y` of `tile` in place and stores those inside the row. One branch
-// per tile, not a choice per element: the common path never touches f64 registers.
-__device__ __forceinline__ void store_scaled_tile(const L2NormArgs& args, long long row_offset,
-                                                  long long tile, long long vectors,
-                                                  const RowScale& row_scale, float* y) {
-  if (row_scale.rare) {
-    scale_and_store_tile<true>(args, row_offset, tile, vectors, row_scale, y);
-  } else {
-    scale_and_store_tile<false>(args, row_offset, tile, vectors, row_scale, y);
+// Scales the thread's values of tiles first_tile .. end_tile - 1 (as `values` gives them) and
+// stores those inside the row. One branch per row, not a choice per element: the common path never
+// touches f64 registers.
+template <typename Values>
+__device__ __forceinline__ void store_scaled_tiles(const L2NormArgs& args, long long row_offset,
+                                                   long long first_tile, long long end_tile,
+                                                   long long vectors, const RowScale& row_scale,
+                                                   Values values) {
+  for (long long tile = first_tile; tile < end_tile; ++tile) {
+    float y[kValues];
+    values(tile, y);
+    if (row_scale.rare) {
+      scale_and_store_tile<true>(args, row_offset, tile, vectors, row_scale, y);
+    } else {
+      scale_and_store_tile<false>(args, row_offset, tile, vectors, row_scale, y);
+    }
   }
 }
 
