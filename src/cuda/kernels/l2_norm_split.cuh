@@ -21,22 +21,13 @@
 namespace l2norm_kernels {
 constexpr bool kOnChip = L2NORM_SPLIT_ON_CHIP != 0;
 
-// On chip, nothing reads the tile from memory again; streamed, the scaling pass does.
+// On chip, nothing reads the tile from memory again (but a rare row); streamed, the scaling pass
+// does.
 __device__ __forceinline__ void load_tile(const L2NormArgs& args, long long row_offset,
                                           long long tile, long long vectors, float* x) {
 #pragma unroll
   for (int item = 0; item < kItems; ++item) {
-    const long long vector = tile_vector(tile, item);
-    if (vector < vectors) {
-      if constexpr (kOnChip) {
-        load_vector_read_once(args.input, row_offset + vector * kVec, x + item * kVec);
-      } else {
-        load_vector(args.input, row_offset + vector * kVec, x + item * kVec);
-      }
-    } else {
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) x[item * kVec + e] = 0.0f;
-    }
+    load_tile_vector<kOnChip>(args.input, row_offset, tile, vectors, item, x + item * kVec);
   }
 }
 
@@ -131,29 +122,26 @@ struct PartialLayout {
 // on chip tiles.cuh's order; streamed, per block a block-wide tree, then a tree over the blocks.
 // Both end their block's own sums with a block barrier, after which `first_tag` (the dispatch's
 // first tag, in shared memory, written by thread 0 in the first wave) may be read.
-// `tile_scratch` holds tile_sums_of_squares' totals, `row_scratch` kWarps values for the last
-// group_sum (apart, so that it cannot overwrite totals another thread still reads).
-template <typename T, typename Values>
+// `thread_sum(tile)` gives the thread's sum of a tile; `tile_scratch` holds
+// tile_sums_of_squares' totals, `row_scratch` kWarps values for the last group_sum (apart, so that
+// it cannot overwrite totals another thread still reads).
+template <typename T, typename ThreadSum>
 __device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
                                                 const PartialLayout& layout,
                                                 const unsigned int& first_tag, long long wave,
                                                 long long slot, long long first_tile,
-                                                long long end_tile, Values values, T* tile_scratch,
-                                                T* row_scratch) {
+                                                long long end_tile, ThreadSum thread_sum,
+                                                T* tile_scratch, T* row_scratch) {
   unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kWordsPerPartial<T>;
   if constexpr (kOnChip) {
-    const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, values, tile_scratch);
+    const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, thread_sum, tile_scratch);
     if (threadIdx.x < end_tile - first_tile) {
       publish_partial(base, layout.first_own + threadIdx.x, wave_tag(first_tag, wave), tile_sum);
     }
   } else {
-    T thread_sum = T(0);
-    for (long long tile = first_tile; tile < end_tile; ++tile) {
-      float x[kValues];
-      values(tile, x);
-      thread_sum += sum_of_squares_in<T>(x);
-    }
-    const T block_sum = group_sum<kBlockThreads>(thread_sum, tile_scratch);
+    T sum = T(0);
+    for (long long tile = first_tile; tile < end_tile; ++tile) sum += thread_sum(tile);
+    const T block_sum = group_sum<kBlockThreads>(sum, tile_scratch);
     if (threadIdx.x == 0) {
       publish_partial(base, layout.first_own, wave_tag(first_tag, wave), block_sum);
     }
@@ -230,7 +218,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
 #pragma unroll
         for (int i = 0; i < kValues; ++i) out[i] = x[i];
       } else {
-        read_staged_tile(staged + (tile - first_tile) * kTileVectors, tile, vectors, out);
+        read_staged_tile(staged + (tile - first_tile) * kTileVectors, out);
       }
     };
     // The first pass over the tiles: each waits for its own landing (the only copies in flight),
@@ -244,14 +232,27 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
       }
       values(tile, out);
     };
+    // The rare path's values, one vector at a time: the register tile is read from memory again
+    // (this block writes its tiles only after the row's sum, so even in place the input is intact).
+    const auto vector_at = [&](long long tile, int item, float* out) {
+      if (kOnChip && tile != last_tile) {
+        read_staged_vector(staged + (tile - first_tile) * kTileVectors, item, out);
+      } else {
+        load_tile_vector<false>(args.input, offsets.input, tile, vectors, item, out);
+      }
+    };
 
-    const float sum =
-        row_sum_of_squares(split.partial_f32, layout, first_tag, wave, slot, first_tile, end_tile,
-                           landing_values, tile_scratch_f32, row_scratch_f32);
+    const float sum = row_sum_of_squares(
+        split.partial_f32, layout, first_tag, wave, slot, first_tile, end_tile,
+        [&](long long tile) { return thread_sum_of_squares(tile, landing_values); },
+        tile_scratch_f32, row_scratch_f32);
     const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
-      return row_sum_of_squares(split.partial_f64, layout, first_tag, wave, slot, first_tile,
-                                end_tile, values, tile_scratch_f64, row_scratch_f64);
+      return row_sum_of_squares(
+          split.partial_f64, layout, first_tag, wave, slot, first_tile, end_tile,
+          [&](long long tile) { return rare_thread_sum_of_squares(tile, vector_at); },
+          tile_scratch_f64, row_scratch_f64);
     });
-    store_scaled_tiles(args, offsets.output, first_tile, end_tile, vectors, row_scale, values);
+    store_scaled_tiles(args, offsets.output, first_tile, end_tile, vectors, row_scale, values,
+                       vector_at);
   }
 }

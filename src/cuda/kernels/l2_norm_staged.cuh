@@ -29,7 +29,10 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 2)
   const long long vectors = args.dim / kVec;
   const long long tiles = (vectors + kTileVectors - 1) / kTileVectors;
   const auto values = [&](long long tile, float* out) {
-    read_staged_tile(staged + tile * kTileVectors, tile, vectors, out);
+    read_staged_tile(staged + tile * kTileVectors, out);
+  };
+  const auto vector_at = [&](long long tile, int item, float* out) {
+    read_staged_vector(staged + tile * kTileVectors, item, out);
   };
   for (long long row = blockIdx.x; row < args.rows; row += gridDim.x) {
     const RowOffsets offsets = row_offsets(args, row);
@@ -40,11 +43,18 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 2)
 
     // Zero plus the tile's sum, as the split kernel gathers its tile sums.
     const float sum = group_sum<kBlockThreads>(
-        0.0f + tile_sums_of_squares<float>(0, tiles, values, tile_scratch_f32), row_scratch_f32);
+        0.0f + tile_sums_of_squares<float>(
+                   0, tiles, [&](long long tile) { return thread_sum_of_squares(tile, values); },
+                   tile_scratch_f32),
+        row_scratch_f32);
     const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
       return group_sum<kBlockThreads>(
-          0.0 + tile_sums_of_squares<double>(0, tiles, values, tile_scratch_f64), row_scratch_f64);
+          0.0 + tile_sums_of_squares<double>(
+                    0, tiles,
+                    [&](long long tile) { return rare_thread_sum_of_squares(tile, vector_at); },
+                    tile_scratch_f64),
+          row_scratch_f64);
     });
-    store_scaled_tiles(args, offsets.output, 0, tiles, vectors, row_scale, values);
+    store_scaled_tiles(args, offsets.output, 0, tiles, vectors, row_scale, values, vector_at);
   }
 }

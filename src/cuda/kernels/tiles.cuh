@@ -27,8 +27,21 @@ constexpr int kWarps = kBlockThreads / 32;
 static_assert(kBlockThreads % 32 == 0 && (kBlockThreads & (kBlockThreads - 1)) == 0,
               "bad block shape");
 
-__device__ __forceinline__ long long tile_vector(long long tile, int item) {
-  return tile * kTileVectors + threadIdx.x + static_cast<long long>(item) * kBlockThreads;
+// The thread's vector `item` of a tile, counted from the tile's first vector.
+__device__ __forceinline__ int vector_in_tile(int item) {
+  return static_cast<int>(threadIdx.x) + item * kBlockThreads;
+}
+
+// How many of `tile`'s vectors lie inside a row of `vectors` (all but in the row's last tile).
+__device__ __forceinline__ int vectors_inside(long long tile, long long vectors) {
+  return static_cast<int>(min(vectors - tile * kTileVectors, kTileVectors));
+}
+
+// The address of a tile's first element in a row starting at element `row_offset` of `base`. The
+// thread's vectors are then small constant offsets from it: no 64-bit arithmetic per vector.
+template <typename Byte>
+__device__ __forceinline__ Byte* tile_start(Byte* base, long long row_offset, long long tile) {
+  return base + (row_offset + tile * kTileVectors * kVec) * kElementBytes;
 }
 
 #if L2NORM_ASYNC_STAGING
@@ -67,31 +80,36 @@ __device__ __forceinline__ void load_vector_read_once(const void* base, long lon
 #endif
 }
 
-// Starts copying the row's vectors of `tile` (those below `vectors`) into a shared-memory slot.
-// Each thread copies exactly the vectors it reads back later, consecutive threads 16 bytes apart:
-// no bank conflicts and no barrier needed. The copies read the input once, with evict-first.
+// Starts copying the row's vectors of `tile` into a shared-memory slot; vectors at or past
+// `vectors` are filled with zeros (nothing is read for them), so readers of the slot need no
+// bounds checks. Each thread copies exactly the vectors it reads back later, consecutive threads
+// 16 bytes apart: no bank conflicts and no barrier needed. The copies read the input once, with
+// evict-first.
 __device__ __forceinline__ void stage_tile(const void* input, long long row_offset, long long tile,
                                            long long vectors, raw_vector_t* slot) {
+  const char* start = tile_start(static_cast<const char*>(input), row_offset, tile);
+  const int inside_count = vectors_inside(tile, vectors);
 #pragma unroll
   for (int item = 0; item < kItems; ++item) {
-    const long long vector = tile_vector(tile, item);
-    if (vector >= vectors) break;
-    const char* source =
-        static_cast<const char*>(input) + (row_offset + vector * kVec) * kElementBytes;
+    const int vector = vector_in_tile(item);
+    const bool inside = vector < inside_count;
+    // Outside the row, the tile's first vector stands in as a valid address that is not read.
+    const char* source = inside ? start + vector * L2NORM_VEC_BYTES : start;
     raw_vector_t* target = slot + threadIdx.x + item * kBlockThreads;
 #if L2NORM_ASYNC_STAGING
     const auto address = static_cast<unsigned int>(__cvta_generic_to_shared(target));
+    const unsigned int source_bytes = inside ? L2NORM_VEC_BYTES : 0;
 #if L2NORM_VEC_BYTES == 16
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(address),
-                 "l"(source), "l"(evict_first_policy())
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(address),
+                 "l"(source), "r"(source_bytes), "l"(evict_first_policy())
                  : "memory");
 #else
-    asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3;" ::"r"(address),
-                 "l"(source), "n"(L2NORM_VEC_BYTES), "l"(evict_first_policy())
+    asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3, %4;" ::"r"(address),
+                 "l"(source), "n"(L2NORM_VEC_BYTES), "r"(source_bytes), "l"(evict_first_policy())
                  : "memory");
 #endif
 #else
-    *target = *reinterpret_cast<const raw_vector_t*>(source);
+    *target = inside ? *reinterpret_cast<const raw_vector_t*>(source) : raw_vector_t{};
 #endif
   }
 }
@@ -103,43 +121,107 @@ __device__ __forceinline__ void wait_for_staged_tiles() {
 #endif
 }
 
-// The thread's values of a staged tile, zero past the row's end (as a tile loaded from memory).
-__device__ __forceinline__ void read_staged_tile(const raw_vector_t* slot, long long tile,
-                                                 long long vectors, float* x) {
+// The thread's vector `item` of a staged tile (zero past the row's end, as stage_tile filled it).
+__device__ __forceinline__ void read_staged_vector(const raw_vector_t* slot, int item, float* out) {
+  load_vector(slot + threadIdx.x + item * kBlockThreads, 0, out);
+}
+
+// The thread's values of a staged tile.
+__device__ __forceinline__ void read_staged_tile(const raw_vector_t* slot, float* x) {
 #pragma unroll
-  for (int item = 0; item < kItems; ++item) {
-    if (tile_vector(tile, item) < vectors) {
-      load_vector(slot + threadIdx.x + item * kBlockThreads, 0, x + item * kVec);
+  for (int item = 0; item < kItems; ++item) read_staged_vector(slot, item, x + item * kVec);
+}
+
+// The thread's vector `item` of `tile` read from memory, zero past the row's end; ReadOnce for
+// data no pass reads again.
+template <bool ReadOnce>
+__device__ __forceinline__ void load_tile_vector(const void* input, long long row_offset,
+                                                 long long tile, long long vectors, int item,
+                                                 float* out) {
+  const char* start = tile_start(static_cast<const char*>(input), row_offset, tile);
+  const int vector = vector_in_tile(item);
+  if (vector < vectors_inside(tile, vectors)) {
+    if constexpr (ReadOnce) {
+      load_vector_read_once(start, vector * kVec, out);
     } else {
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) x[item * kVec + e] = 0.0f;
+      load_vector(start, vector * kVec, out);
     }
+  } else {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) out[e] = 0.0f;
   }
 }
 
-template <typename T>
-__device__ __forceinline__ T sum_of_squares_in(const float (&x)[kValues]) {
-  if constexpr (sizeof(T) == sizeof(double)) {
-    return sum_of_squares_f64(x);
-  } else {
-    return sum_of_squares(x);
+// The thread's f32 sum of squares of a tile whose values `values(tile, x)` gives (the common
+// path, unrolled, the values in registers).
+template <typename Values>
+__device__ __forceinline__ float thread_sum_of_squares(long long tile, Values values) {
+  float x[kValues];
+  values(tile, x);
+  return sum_of_squares(x);
+}
+
+// The rare path (rows whose f32 sum fails, needs_rare_path) runs as loops that are not unrolled,
+// over one vector at a time from `vector_at(tile, item, out)`: the thread's vector `item` of
+// `tile`, zero past the row's end, read from where a run-time index reaches it (shared memory, or
+// memory again for a tile the common path holds in registers). Unrolled, the f64 code for rows
+// that hardly ever occur made up about a fifth of these kernels' compile time (notes/cuda-perf.md
+// v9).
+static_assert(kVec <= 8 && kValues % 8 == 0, "the rare path sums chunks of eight values");
+constexpr int kRareChunkVectors = 8 / kVec;
+
+__device__ constexpr int log2_of(int power_of_two) {
+  return power_of_two <= 1 ? 0 : 1 + log2_of(power_of_two / 2);
+}
+
+// The thread's f64 sum of squares of a tile, in sum_of_squares_f64's order over its kValues
+// values: a pairwise tree per chunk of eight, then over the chunks. The tree over the chunks grows
+// as they arrive, in registers: waiting[k] holds a finished left subtree of 2^k chunks until its
+// right sibling is done (chunk's bit k set), as a binary counter carries.
+template <typename VectorAt>
+__device__ __forceinline__ double rare_thread_sum_of_squares(long long tile, VectorAt vector_at) {
+  constexpr int kChunks = kValues / 8;
+  constexpr int kLevels = log2_of(kChunks);
+  static_assert((kChunks & (kChunks - 1)) == 0, "the chunk tree needs a power-of-two count");
+  double waiting[kLevels + 1];
+  double sum = 0.0;
+#pragma unroll 1
+  for (int chunk = 0; chunk < kChunks; ++chunk) {
+    float x[8];
+#pragma unroll
+    for (int v = 0; v < kRareChunkVectors; ++v) {
+      vector_at(tile, chunk * kRareChunkVectors + v, x + v * kVec);
+    }
+    sum = sum_of_squares_f64(x);
+    bool carrying = true;
+#pragma unroll
+    for (int level = 0; level < kLevels; ++level) {
+      if (carrying) {
+        if ((chunk >> level) & 1) {
+          sum = waiting[level] + sum;
+        } else {
+          waiting[level] = sum;
+          carrying = false;
+        }
+      }
+    }
   }
+  // The last chunk (every bit set) carried through every level: sum is the whole tree.
+  return sum;
 }
 
 // The sums of squares of tiles first_tile .. end_tile - 1 (at most
 // L2NORM_MAX_TILES_PER_BLOCK), in T (f32, or f64 for the rare path): thread t returns tile
-// first_tile + t's sum (others return zero). `values(tile, x)` gives the thread's values of a
-// tile; `scratch` holds kWarps values per tile. Each tile gets group_sum's warp butterfly as it is
-// read and, after one block barrier for all tiles, its cross-warp tree from thread t: group_sum's
-// order with one barrier instead of two per tile (H100, 8 x 1M f32: the per-tile sums took about
-// 1.2 us more than one sum for the whole block; notes/cuda-perf.md v7).
-template <typename T, typename Values>
+// first_tile + t's sum (others return zero). `thread_sum(tile)` gives the thread's sum of a tile;
+// `scratch` holds kWarps values per tile. Each tile gets group_sum's warp butterfly as it is read
+// and, after one block barrier for all tiles, its cross-warp tree from thread t: group_sum's order
+// with one barrier instead of two per tile (H100, 8 x 1M f32: the per-tile sums took about 1.2 us
+// more than one sum for the whole block; notes/cuda-perf.md v7).
+template <typename T, typename ThreadSum>
 __device__ __forceinline__ T tile_sums_of_squares(long long first_tile, long long end_tile,
-                                                  Values values, T* scratch) {
+                                                  ThreadSum thread_sum, T* scratch) {
   for (long long tile = first_tile; tile < end_tile; ++tile) {
-    float x[kValues];
-    values(tile, x);
-    const T squares = warp_butterfly<32>(sum_of_squares_in<T>(x));
+    const T squares = warp_butterfly<32>(thread_sum(tile));
     if (threadIdx.x % 32 == 0) scratch[(tile - first_tile) * kWarps + threadIdx.x / 32] = squares;
   }
   __syncthreads();
@@ -160,40 +242,43 @@ __device__ __forceinline__ RowScale row_scale_from(float sum, float eps, SumF64 
   return row_scale;
 }
 
-template <bool Rare>
-__device__ __forceinline__ void scale_and_store_tile(const L2NormArgs& args, long long row_offset,
-                                                     long long tile, long long vectors,
-                                                     const RowScale& row_scale, float* y) {
-#pragma unroll
-  for (int item = 0; item < kItems; ++item) {
-    const long long vector = tile_vector(tile, item);
-    if (vector < vectors) {
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) {
-        float& value = y[item * kVec + e];
-        value = Rare ? rare_output(value, row_scale.inverse_f64, args.scale)
-                     : common_output(value, row_scale.inverse, args.scale);
-      }
-      store_vector(args.output, row_offset + vector * kVec, y + item * kVec);
-    }
-  }
-}
-
-// Scales the thread's values of tiles first_tile .. end_tile - 1 (as `values` gives them) and
-// stores those inside the row. One branch per row, not a choice per element: the common path never
-// touches f64 registers.
-template <typename Values>
+// Scales the thread's values of tiles first_tile .. end_tile - 1 and stores those inside the row:
+// a common row's values as `values(tile, y)` gives them, a rare row's from `vector_at`. One branch
+// per row, not a choice per element: the common path never touches f64 registers.
+template <typename Values, typename VectorAt>
 __device__ __forceinline__ void store_scaled_tiles(const L2NormArgs& args, long long row_offset,
                                                    long long first_tile, long long end_tile,
                                                    long long vectors, const RowScale& row_scale,
-                                                   Values values) {
+                                                   Values values, VectorAt vector_at) {
   for (long long tile = first_tile; tile < end_tile; ++tile) {
-    float y[kValues];
-    values(tile, y);
+    char* start = tile_start(static_cast<char*>(args.output), row_offset, tile);
+    const int inside_count = vectors_inside(tile, vectors);
     if (row_scale.rare) {
-      scale_and_store_tile<true>(args, row_offset, tile, vectors, row_scale, y);
+#pragma unroll 1
+      for (int item = 0; item < kItems; ++item) {
+        const int vector = vector_in_tile(item);
+        if (vector >= inside_count) break;
+        float y[kVec];
+        vector_at(tile, item, y);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) y[e] = rare_output(y[e], row_scale.inverse_f64, args.scale);
+        store_vector(start, vector * kVec, y);
+      }
     } else {
-      scale_and_store_tile<false>(args, row_offset, tile, vectors, row_scale, y);
+      float y[kValues];
+      values(tile, y);
+#pragma unroll
+      for (int item = 0; item < kItems; ++item) {
+        const int vector = vector_in_tile(item);
+        if (vector < inside_count) {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) {
+            float& value = y[item * kVec + e];
+            value = common_output(value, row_scale.inverse, args.scale);
+          }
+          store_vector(start, vector * kVec, y + item * kVec);
+        }
+      }
     }
   }
 }
