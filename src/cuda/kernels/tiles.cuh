@@ -164,9 +164,9 @@ __device__ __forceinline__ float thread_sum_of_squares(long long tile, Values va
 // The rare path (rows whose f32 sum fails, needs_rare_path) runs as loops that are not unrolled,
 // over one vector at a time from `vector_at(tile, item, out)`: the thread's vector `item` of
 // `tile`, zero past the row's end, read from where a run-time index reaches it (shared memory, or
-// memory again for a tile the common path holds in registers). Unrolled, the f64 code for rows
-// that hardly ever occur made up about a fifth of these kernels' compile time (notes/cuda-perf.md
-// v9).
+// memory again for a tile the common path holds in registers). Rows that hardly ever occur then
+// cost little code and few registers: the staged kernel's rare-path spills went away
+// (notes/cuda-perf.md v9).
 static_assert(kVec <= 8 && kValues % 8 == 0, "the rare path sums chunks of eight values");
 constexpr int kRareChunkVectors = 8 / kVec;
 
