@@ -137,6 +137,24 @@ double graph_median_us(cudaStream_t stream, Timer& timer, const std::function<vo
   return median(times);
 }
 
+// GPU time of `copy` and of `op`, one of each measured the same way: L2 flushed before each of
+// 30 runs when the buffers are larger than L2 (`large`), else a graph of 200 replayed 20 times.
+struct AgainstCopy {
+  double copy_us;
+  double op_us;
+};
+
+AgainstCopy time_against_copy(cudaStream_t stream, Timer& timer, void* flush,
+                              std::size_t flush_bytes, bool large,
+                              const std::function<void()>& copy, const std::function<void()>& op) {
+  if (large) {
+    return {flushed_median_us(stream, timer, flush, flush_bytes, copy, 30),
+            flushed_median_us(stream, timer, flush, flush_bytes, op, 30)};
+  }
+  return {graph_median_us(stream, timer, copy, 200, 20),
+          graph_median_us(stream, timer, op, 200, 20)};
+}
+
 void fill_random(void* device, std::size_t bytes, DType dtype) {
   // Random normal-ish values in a host staging buffer, written in 64 MiB pieces.
   const std::size_t element = l2norm::dtype_size(dtype);
@@ -239,20 +257,58 @@ int main() {
     const std::string variant = encoder.recorded().back().variant;
     encoder.wait();
     const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
-    double op_us = 0;
-    double copy_us = 0;
-    if (large) {
-      copy_us = flushed_median_us(stream, timer, flush, flush_bytes, copy, 30);
-      op_us = flushed_median_us(stream, timer, flush, flush_bytes, op, 30);
-    } else {
-      copy_us = graph_median_us(stream, timer, copy, 200, 20);
-      op_us = graph_median_us(stream, timer, op, 200, 20);
-    }
+    const AgainstCopy times = time_against_copy(stream, timer, flush, flush_bytes, large, copy, op);
     encoder.commit();
     const double moved = 2.0 * static_cast<double>(bytes);
     std::printf("| %s | %.1f | %s | %.2f | %.2f | %.0f | %.3f | `%s` |\n",
                 shape_name(shape).c_str(), moved / (1 << 20), large ? "L2 flushed" : "graph replay",
-                copy_us, op_us, moved / (op_us * 1e3), copy_us / op_us, variant.c_str());
+                times.copy_us, times.op_us, moved / (times.op_us * 1e3),
+                times.copy_us / times.op_us, variant.c_str());
+    std::fflush(stdout);
+  }
+
+  // Strided rows: q of a fused qkv projection (tokens x heads x head_dim inside rows of
+  // 3 x heads x head_dim, as a Gated DeltaNet layer reads it), normalized per head into a
+  // contiguous buffer. Tokens and heads cannot merge into one row index, so each row's address
+  // takes a division. The copy is a 2-D copy of the same bytes.
+  std::printf(
+      "\n| strided q of a fused qkv (tokens x heads x head_dim, dtype) | MiB moved | method | "
+      "2-D copy us | l2_norm us | GB/s | ratio copy/op | variant |\n|---|---|---|---|---|---|---|"
+      "---|\n");
+  for (const std::int64_t tokens : {32, 2048, 32768}) {
+    const std::int64_t heads = 16;
+    const std::int64_t head_dim = 128;
+    const DType dtype = DType::bf16;
+    const std::size_t element = l2norm::dtype_size(dtype);
+    const std::int64_t qkv_row = 3 * heads * head_dim;
+    l2norm::Buffer qkv(device, dtype, tokens * qkv_row);
+    l2norm::Buffer out(device, dtype, tokens * heads * head_dim);
+    fill_random(qkv.data(), qkv.bytes(), dtype);
+    const l2norm::TensorView q(qkv.data(), dtype, device, {tokens, heads, head_dim},
+                               {qkv_row, head_dim, 1});
+    const l2norm::TensorView q_out(out.data(), dtype, device, {tokens, heads, head_dim});
+    const auto op = [&] { l2norm::l2_norm(encoder, q, q_out, options); };
+    const std::size_t row_bytes = static_cast<std::size_t>(heads * head_dim) * element;
+    const auto copy = [&] {
+      check(cudaMemcpy2DAsync(out.data(), row_bytes, qkv.data(),
+                              static_cast<std::size_t>(qkv_row) * element, row_bytes,
+                              static_cast<std::size_t>(tokens), cudaMemcpyDeviceToDevice, stream),
+            "cudaMemcpy2DAsync");
+    };
+    op();
+    const std::string variant = encoder.recorded().back().variant;
+    encoder.wait();
+    const std::size_t bytes = row_bytes * static_cast<std::size_t>(tokens);
+    const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
+    const AgainstCopy times = time_against_copy(stream, timer, flush, flush_bytes, large, copy, op);
+    encoder.commit();
+    const double moved = 2.0 * static_cast<double>(bytes);
+    std::printf("| %lld x %lld x %lld %s | %.1f | %s | %.2f | %.2f | %.0f | %.3f | `%s` |\n",
+                static_cast<long long>(tokens), static_cast<long long>(heads),
+                static_cast<long long>(head_dim), std::string(l2norm::dtype_name(dtype)).c_str(),
+                moved / (1 << 20), large ? "L2 flushed" : "graph replay", times.copy_us,
+                times.op_us, moved / (times.op_us * 1e3), times.copy_us / times.op_us,
+                variant.c_str());
     std::fflush(stdout);
   }
 
