@@ -11,6 +11,7 @@
 #include "core/backend.hpp"
 #include "cuda/kernels/l2_norm_args.cuh"
 #include "cuda/l2_norm_variants.hpp"
+#include "cuda/outer_divisor.hpp"
 #include "cuda/runtime.hpp"
 #include "l2norm/error.hpp"
 #include "l2norm/registry.hpp"
@@ -132,6 +133,12 @@ L2NormArgs make_args(const L2NormCall& call) {
   for (int i = 0; i < kMaxOuterRank; ++i) {
     const auto index = static_cast<std::size_t>(i);
     args.outer_sizes[i] = call.layout.outer_sizes[index];
+    // The kernels divide by the sizes of dims 1 .. outer_rank - 1 only.
+    if (i >= 1 && i < args.outer_rank) {
+      const OuterDivisor divisor = outer_divisor(static_cast<std::uint64_t>(args.outer_sizes[i]));
+      args.outer_multipliers[i] = divisor.multiplier;
+      args.outer_shifts[i] = divisor.shift;
+    }
     args.input_strides[i] = call.layout.input_strides[index];
     args.output_strides[i] = call.layout.output_strides[index];
   }
@@ -327,6 +334,7 @@ class CudaEncoder final : public EncoderImpl {
     split.blocks_per_row = blocks_per_row;
     split.tiles_per_block = tiles_per_block;
     split.rows_per_wave = rows_per_wave;
+    split.waves = ceil_div(call.rows, rows_per_wave);
     split.partial_f32 = workspace_->partial_f32();
     split.partial_f64 = workspace_->partial_f64();
     split.tag_counter = workspace_->tag_counter();

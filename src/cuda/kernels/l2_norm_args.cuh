@@ -16,9 +16,13 @@ struct L2NormArgs {
   void* output;
   long long rows;
   long long dim;
-  // Row r starts at sum_i index_i * stride_i, (index_0, ...) = r unraveled over outer_sizes.
+  // Row r starts at sum_i index_i * stride_i, (index_0, ...) = r unraveled over outer_sizes;
+  // r / outer_sizes[i] by multiply-high with outer_multipliers[i] and outer_shifts[i]
+  // (src/cuda/outer_divisor.hpp).
   int outer_rank;
   long long outer_sizes[L2NORM_MAX_OUTER_RANK];
+  unsigned long long outer_multipliers[L2NORM_MAX_OUTER_RANK];
+  int outer_shifts[L2NORM_MAX_OUTER_RANK];
   long long input_strides[L2NORM_MAX_OUTER_RANK];
   long long output_strides[L2NORM_MAX_OUTER_RANK];
   float eps;
@@ -27,14 +31,15 @@ struct L2NormArgs {
 
 // Extra parameters of the split-row kernel: each row is cut into blocks_per_row segments of
 // tiles_per_block tiles; rows_per_wave rows are in flight at once (the co-resident grid is
-// rows_per_wave * blocks_per_row blocks). Partial sums are per tile on chip and per block
-// streamed. The workspace belongs to the encoder, zeroed once: partial sums as tagged words (two
-// parities; an f32 partial takes one word, an f64 partial two) and the tag counter
-// (l2_norm_split.cuh).
+// rows_per_wave * blocks_per_row blocks, at most 2^31 - 1), in `waves` waves. Partial sums are per
+// tile on chip and per block streamed. The workspace belongs to the encoder, zeroed once: partial
+// sums as tagged words (two parities; an f32 partial takes one word, an f64 partial two) and the
+// tag counter (l2_norm_split.cuh).
 struct L2NormSplitArgs {
   long long blocks_per_row;
   long long tiles_per_block;
   long long rows_per_wave;
+  long long waves;
   unsigned long long* partial_f32;
   unsigned long long* partial_f64;
   unsigned long long* tag_counter;

@@ -172,9 +172,11 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
 
   const long long vectors = args.dim / kVec;
   const long long tiles = (vectors + kTileVectors - 1) / kTileVectors;
-  const long long waves = (args.rows + split.rows_per_wave - 1) / split.rows_per_wave;
-  const long long slot = blockIdx.x / split.blocks_per_row;
-  const long long segment = blockIdx.x % split.blocks_per_row;
+  const long long waves = split.waves;
+  // The grid fits 32 bits, and so does its 32-bit division.
+  const auto blocks_per_row = static_cast<unsigned int>(split.blocks_per_row);
+  const long long slot = blockIdx.x / blocks_per_row;
+  const long long segment = blockIdx.x % blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
   const long long last_tile = end_tile - 1;

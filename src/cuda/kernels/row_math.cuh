@@ -110,23 +110,37 @@ struct RowOffsets {
   long long output;
 };
 
-// Divisions only for views whose leading dims could not be merged into one.
+// n / outer_sizes[i], with the host's multiplier and shift (src/cuda/outer_divisor.hpp).
+__device__ __forceinline__ unsigned long long divide_by_outer_size(const L2NormArgs& args, int i,
+                                                                   unsigned long long n) {
+  const int shift = args.outer_shifts[i];
+  if (shift == 0) return n;
+  const unsigned long long high = __umul64hi(args.outer_multipliers[i], n);
+  return (high + ((n - high) >> 1)) >> (shift - 1);
+}
+
+// Divisions only for views whose leading dims could not be merged into one, and none for dim 0:
+// what is left of the row index after the inner dims is below its size.
 __device__ __forceinline__ RowOffsets row_offsets(const L2NormArgs& args, long long row) {
   if (args.outer_rank == 1) {
     return {row * args.input_strides[0], row * args.output_strides[0]};
   }
   RowOffsets offsets{0, 0};
+  auto rest = static_cast<unsigned long long>(row);
   // A compile-time trip count keeps the parameter arrays out of local memory.
 #pragma unroll
-  for (int i = L2NORM_MAX_OUTER_RANK - 1; i >= 0; --i) {
+  for (int i = L2NORM_MAX_OUTER_RANK - 1; i >= 1; --i) {
     if (i < args.outer_rank) {
-      const long long size = args.outer_sizes[i];
-      const long long index = row % size;
-      row /= size;
+      const unsigned long long quotient = divide_by_outer_size(args, i, rest);
+      const auto index = static_cast<long long>(
+          rest - quotient * static_cast<unsigned long long>(args.outer_sizes[i]));
+      rest = quotient;
       offsets.input += index * args.input_strides[i];
       offsets.output += index * args.output_strides[i];
     }
   }
+  offsets.input += static_cast<long long>(rest) * args.input_strides[0];
+  offsets.output += static_cast<long long>(rest) * args.output_strides[0];
   return offsets;
 }
 
