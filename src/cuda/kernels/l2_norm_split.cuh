@@ -157,7 +157,10 @@ __device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
 
 }  // namespace l2norm_kernels
 
-extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
+// At least one block per multiprocessor, said outright: with the block size alone, ptxas sometimes
+// squeezed the streamed kernel into 64 registers with spills (for two blocks per multiprocessor,
+// which a row's co-resident blocks do not need), depending on unrelated code.
+extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     l2_norm_split(const L2NormArgs args, const L2NormSplitArgs split) {
   using namespace l2norm_kernels;
   // Per-warp totals of each of the block's tiles (on chip) or of one group_sum, and of the row's
@@ -192,53 +195,47 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
     if (row >= args.rows) break;
     const RowOffsets offsets = row_offsets(args, row);
 
-    // On chip, the segment's tiles are loaded one at a time, in order (staged tiles by cp.async,
-    // the last tile into registers), and each is summed as it lands, under the loads of the next:
-    // only the last tile's sum waits for the last load. Loads all issued at once land together;
-    // one tile in flight per block still keeps enough bytes in flight. (H100, 8 x 1M f32 after the
-    // bench's flush: the last block's tile sums done at 16.1 us from the start, against 16.9 with
-    // all of a block's loads issued at once and 16.9 with two tiles in flight; notes/cuda-perf.md
-    // v8.)
-    const auto issue = [&](long long tile) {
-      if constexpr (kOnChip) {
-        if (tile < last_tile) {
-          stage_tile(args.input, offsets.input, tile, vectors,
-                     staged + (tile - first_tile) * kTileVectors);
-        } else if (tile == last_tile) {
-          load_tile(args, offsets.input, last_tile, vectors, x);
-        }
-      }
-    };
-    issue(first_tile);
+    // On chip, the segment's first tile is loaded into registers and the others are staged by
+    // cp.async one at a time, in order; each tile is summed as it lands, under the loads of the
+    // next, so only the last tile's sum waits for the last load. Loads all issued at once land
+    // together; one tile in flight per block still keeps enough bytes in flight. (H100, 8 x 1M f32
+    // after the bench's flush: the last block's tile sums done at 16.1 us from the start, against
+    // 16.9 with all of a block's loads issued at once and 16.9 with two tiles in flight;
+    // notes/cuda-perf.md v8.) One call site each for the register loads and the staging: a second
+    // one cost NVRTC 10 % of this kernel's compile (notes v9).
+    if constexpr (kOnChip) load_tile(args, offsets.input, first_tile, vectors, x);
     if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split, waves);
 
+    // Where staged tile `tile` (after the first) lives.
+    const auto slot_of = [&](long long tile) {
+      return staged + (tile - first_tile - 1) * kTileVectors;
+    };
     // A tile's values: on chip from registers or shared memory, streamed from memory again.
     const auto values = [&](long long tile, float* out) {
       if constexpr (!kOnChip) {
         load_tile(args, offsets.input, tile, vectors, out);
-      } else if (tile == last_tile) {
+      } else if (tile == first_tile) {
 #pragma unroll
         for (int i = 0; i < kValues; ++i) out[i] = x[i];
       } else {
-        read_staged_tile(staged + (tile - first_tile) * kTileVectors, out);
+        read_staged_tile(slot_of(tile), out);
       }
     };
-    // The first pass over the tiles: each waits for its own landing (the only copies in flight),
-    // then issues the next tile.
+    // The first pass over the tiles: a staged tile waits for its own landing (the only copies in
+    // flight), then the next tile is staged.
     const auto landing_values = [&](long long tile, float* out) {
       if constexpr (kOnChip) {
-        if (tile < last_tile) {
-          wait_for_staged_tiles();
-          issue(tile + 1);
-        }
+        if (tile > first_tile) wait_for_staged_tiles();
+        if (tile + 1 < end_tile)
+          stage_tile(args.input, offsets.input, tile + 1, vectors, slot_of(tile + 1));
       }
       values(tile, out);
     };
     // The rare path's values, one vector at a time: the register tile is read from memory again
     // (this block writes its tiles only after the row's sum, so even in place the input is intact).
     const auto vector_at = [&](long long tile, int item, float* out) {
-      if (kOnChip && tile != last_tile) {
-        read_staged_vector(staged + (tile - first_tile) * kTileVectors, item, out);
+      if (kOnChip && tile != first_tile) {
+        read_staged_vector(slot_of(tile), item, out);
       } else {
         load_tile_vector<false>(args.input, offsets.input, tile, vectors, item, out);
       }
