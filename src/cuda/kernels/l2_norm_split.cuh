@@ -5,11 +5,11 @@
 //
 // Two modes, each its own kernel (L2NORM_SPLIT_ON_CHIP), chosen on the host from dim and the
 // device alone:
-// - on chip: a segment's last tile stays in registers and its other tiles in dynamic shared
-//   memory, so memory is read once and written once, with an L2 evict-first policy. The tiles are
-//   loaded one at a time, each summed as the next loads. One partial sum per tile, combined in
-//   tiles.cuh's order: how tiles map to blocks (which depends on the row count) never changes a
-//   row's result, and l2_norm_staged gives the same bits.
+// - on chip: a segment's first tile stays in registers and its other tiles in dynamic shared
+//   memory, so memory is read once and written once, with an L2 evict-first policy. The staged
+//   tiles are loaded one at a time, each summed as the next loads. One partial sum per tile,
+//   combined in tiles.cuh's order: how tiles map to blocks (which depends on the row count) never
+//   changes a row's result, and l2_norm_staged gives the same bits.
 // - streamed: rows longer than the chip holds; one partial sum per block and every tile is read
 //   again, mostly from L2, for the scaling pass.
 //
@@ -196,13 +196,13 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     const RowOffsets offsets = row_offsets(args, row);
 
     // On chip, the segment's first tile is loaded into registers and the others are staged by
-    // cp.async one at a time, in order; each tile is summed as it lands, under the loads of the
-    // next, so only the last tile's sum waits for the last load. Loads all issued at once land
-    // together; one tile in flight per block still keeps enough bytes in flight. (H100, 8 x 1M f32
-    // after the bench's flush: the last block's tile sums done at 16.1 us from the start, against
-    // 16.9 with all of a block's loads issued at once and 16.9 with two tiles in flight;
-    // notes/cuda-perf.md v8.) One call site each for the register loads and the staging: a second
-    // one cost NVRTC 10 % of this kernel's compile (notes v9).
+    // cp.async one at a time, in order, each summed as it lands, under the loads of the next: only
+    // the last tile's sum waits for the last load. At the start the register tile and the first
+    // staged tile are in flight together. (H100, 8 x 1M f32 after the bench's flush, one machine:
+    // 30.18 us with the register tile last, 29.28-29.41 with it first, 29.60-29.70 keeping two
+    // staged tiles in flight; all of a block's loads at once were slower still, notes/cuda-perf.md
+    // v8 and v9.) One call site each for the register loads and the staging: a second one cost
+    // NVRTC about 10 % of this kernel's compile time.
     if constexpr (kOnChip) load_tile(args, offsets.input, first_tile, vectors, x);
     if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split, waves);
 
@@ -226,8 +226,9 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     const auto landing_values = [&](long long tile, float* out) {
       if constexpr (kOnChip) {
         if (tile > first_tile) wait_for_staged_tiles();
-        if (tile + 1 < end_tile)
+        if (tile + 1 < end_tile) {
           stage_tile(args.input, offsets.input, tile + 1, vectors, slot_of(tile + 1));
+        }
       }
       values(tile, out);
     };
