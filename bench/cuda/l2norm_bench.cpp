@@ -38,30 +38,19 @@ struct Shape {
   DType dtype;
 };
 
-struct ProcessUsage {
-  double cpu_ms;
-  long minor_faults;
-  long major_faults;
-};
-
-ProcessUsage process_usage() {
+// CPU time of this process (user + system), in ms.
+double process_cpu_ms() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const auto ms = [](const timeval& time) {
     return static_cast<double>(time.tv_sec) * 1e3 + static_cast<double>(time.tv_usec) / 1e3;
   };
-  return {ms(usage.ru_utime) + ms(usage.ru_stime), usage.ru_minflt, usage.ru_majflt};
-}
-
-ProcessUsage usage_since(const ProcessUsage& before) {
-  const ProcessUsage now = process_usage();
-  return {now.cpu_ms - before.cpu_ms, now.minor_faults - before.minor_faults,
-          now.major_faults - before.major_faults};
+  return ms(usage.ru_utime) + ms(usage.ru_stime);
 }
 
 struct FirstCall {
   double wall_ms;
-  ProcessUsage usage;
+  double cpu_ms;
 };
 
 double machine_uptime_seconds() {
@@ -426,19 +415,21 @@ int main() {
   }
 
   // First-call latency per variant (NVRTC's own cache off, see main): cold = empty disk cache
-  // (NVRTC compile + load), warm = the entry the cold call wrote (disk read + load). Memory cache
-  // cleared before each.
+  // (NVRTC compile + load), three times, the median reported with the range; warm = the entry the
+  // last cold call wrote (disk read + load). Memory cache cleared before each. One cold compile of
+  // the same kernel has taken from 1x to 2.3x its median on the lent machines (notes/cuda-perf.md
+  // v9), so a single sample says little.
   {
     l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
     const std::string previous_dir = registry.cache_dir();
     const std::filesystem::path dir = std::filesystem::temp_directory_path() / "l2norm-bench-cache";
     std::filesystem::remove_all(dir);
     registry.set_cache_dir(dir.string());
-    // CPU time and page faults of the cold call tell a slow compiler (CPU ms close to the wall
-    // time) from a machine that makes it wait (wall time far above CPU ms).
+    // CPU time of the cold calls tells a slow compiler (CPU ms close to the wall time) from a
+    // machine that makes it wait (wall time far above CPU ms).
     std::printf("\nmachine up %.0f s\n", machine_uptime_seconds());
     std::printf(
-        "\n| variant | cold first call ms | cold CPU ms | cold page faults (minor / major) "
+        "\n| variant | cold first call ms (median of 3) | cold range ms | cold CPU ms (median) "
         "| warm first call ms |\n|---|---|---|---|---|\n");
     std::vector<l2norm::detail::cuda::L2NormVariant> variants;
     for (const Shape& shape : shapes) {
@@ -455,17 +446,25 @@ int main() {
     for (const auto& variant : variants) {
       const auto first_call = [&] {
         registry.clear_memory_cache();
-        const ProcessUsage before = process_usage();
+        const double cpu_before = process_cpu_ms();
         const auto start = std::chrono::steady_clock::now();
         registry.kernel(device, variant.spec());
         const auto stop = std::chrono::steady_clock::now();
         return FirstCall{std::chrono::duration<double, std::milli>(stop - start).count(),
-                         usage_since(before)};
+                         process_cpu_ms() - cpu_before};
       };
-      const FirstCall cold = first_call();
+      std::vector<double> cold_ms;
+      std::vector<double> cold_cpu_ms;
+      for (int sample = 0; sample < 3; ++sample) {
+        std::filesystem::remove_all(dir);
+        const FirstCall cold = first_call();
+        cold_ms.push_back(cold.wall_ms);
+        cold_cpu_ms.push_back(cold.cpu_ms);
+      }
       const FirstCall warm = first_call();
-      std::printf("| `%s` | %.1f | %.1f | %ld / %ld | %.2f |\n", variant.name().c_str(),
-                  cold.wall_ms, cold.usage.cpu_ms, cold.usage.minor_faults, cold.usage.major_faults,
+      std::printf("| `%s` | %.1f | %.1f - %.1f | %.1f | %.2f |\n", variant.name().c_str(),
+                  median(cold_ms), *std::min_element(cold_ms.begin(), cold_ms.end()),
+                  *std::max_element(cold_ms.begin(), cold_ms.end()), median(cold_cpu_ms),
                   warm.wall_ms);
     }
     registry.set_cache_dir(previous_dir);
