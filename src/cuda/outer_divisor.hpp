@@ -17,9 +17,10 @@ struct OuterDivisor {
   int shift = 0;
 };
 
+// For a size in 1 .. 2^63 (a dim of a tensor: a positive int64).
 constexpr OuterDivisor outer_divisor(std::uint64_t size) {
   int shift = 0;
-  while (shift < 64 && (std::uint64_t{1} << shift) < size) ++shift;
+  while (shift < 63 && (std::uint64_t{1} << shift) < size) ++shift;
   // floor(2^64 * remainder / size) for remainder = 2^shift - size < size, by long division one
   // bit at a time (remainder < size <= 2^63, so doubling it never overflows).
   std::uint64_t remainder = shift == 0 ? 0 : (std::uint64_t{1} << shift) - size;
