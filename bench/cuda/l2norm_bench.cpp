@@ -126,24 +126,6 @@ double graph_median_us(cudaStream_t stream, Timer& timer, const std::function<vo
   return median(times);
 }
 
-// GPU time of `copy` and of `op`, one of each measured the same way: L2 flushed before each of
-// 30 runs when the buffers are larger than L2 (`large`), else a graph of 200 replayed 20 times.
-struct AgainstCopy {
-  double copy_us;
-  double op_us;
-};
-
-AgainstCopy time_against_copy(cudaStream_t stream, Timer& timer, void* flush,
-                              std::size_t flush_bytes, bool large,
-                              const std::function<void()>& copy, const std::function<void()>& op) {
-  if (large) {
-    return {flushed_median_us(stream, timer, flush, flush_bytes, copy, 30),
-            flushed_median_us(stream, timer, flush, flush_bytes, op, 30)};
-  }
-  return {graph_median_us(stream, timer, copy, 200, 20),
-          graph_median_us(stream, timer, op, 200, 20)};
-}
-
 void fill_random(void* device, std::size_t bytes, DType dtype) {
   // Random normal-ish values in a host staging buffer, written in 64 MiB pieces.
   const std::size_t element = l2norm::dtype_size(dtype);
@@ -227,6 +209,29 @@ int main() {
   };
   const l2norm::L2NormOptions options;  // eps 1e-6, add, no scale
 
+  // One table row: `op` (one l2_norm dispatch, its output `bytes` long) against `copy` of as many
+  // bytes, both timed the same way: L2 flushed before each of 30 runs when the buffers are larger
+  // than L2, else a graph of 200 replayed 20 times.
+  const auto report_row = [&](const std::string& label, std::size_t bytes,
+                              const std::function<void()>& copy, const std::function<void()>& op) {
+    op();
+    const std::string variant = encoder.recorded().back().variant;
+    encoder.wait();
+    const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
+    const auto time_us = [&](const std::function<void()>& work) {
+      return large ? flushed_median_us(stream, timer, flush, flush_bytes, work, 30)
+                   : graph_median_us(stream, timer, work, 200, 20);
+    };
+    const double copy_us = time_us(copy);
+    const double op_us = time_us(op);
+    encoder.commit();
+    const double moved = 2.0 * static_cast<double>(bytes);
+    std::printf("| %s | %.1f | %s | %.2f | %.2f | %.0f | %.3f | `%s` |\n", label.c_str(),
+                moved / (1 << 20), large ? "L2 flushed" : "graph replay", copy_us, op_us,
+                moved / (op_us * 1e3), copy_us / op_us, variant.c_str());
+    std::fflush(stdout);
+  };
+
   std::printf(
       "| shape (rows x dim, dtype) | MiB moved | method | copy us | l2_norm us | GB/s | "
       "ratio copy/op | variant |\n|---|---|---|---|---|---|---|---|\n");
@@ -242,18 +247,7 @@ int main() {
       check(cudaMemcpyAsync(out.data(), in.data(), bytes, cudaMemcpyDeviceToDevice, stream),
             "cudaMemcpyAsync");
     };
-    op();
-    const std::string variant = encoder.recorded().back().variant;
-    encoder.wait();
-    const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
-    const AgainstCopy times = time_against_copy(stream, timer, flush, flush_bytes, large, copy, op);
-    encoder.commit();
-    const double moved = 2.0 * static_cast<double>(bytes);
-    std::printf("| %s | %.1f | %s | %.2f | %.2f | %.0f | %.3f | `%s` |\n",
-                shape_name(shape).c_str(), moved / (1 << 20), large ? "L2 flushed" : "graph replay",
-                times.copy_us, times.op_us, moved / (times.op_us * 1e3),
-                times.copy_us / times.op_us, variant.c_str());
-    std::fflush(stdout);
+    report_row(shape_name(shape), bytes, copy, op);
   }
 
   // Strided rows: q of a fused qkv projection (tokens x heads x head_dim inside rows of
@@ -283,20 +277,9 @@ int main() {
       check(cudaMemcpyAsync(out.data(), qkv.data(), bytes, cudaMemcpyDeviceToDevice, stream),
             "cudaMemcpyAsync");
     };
-    op();
-    const std::string variant = encoder.recorded().back().variant;
-    encoder.wait();
-    const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
-    const AgainstCopy times = time_against_copy(stream, timer, flush, flush_bytes, large, copy, op);
-    encoder.commit();
-    const double moved = 2.0 * static_cast<double>(bytes);
-    std::printf("| %lld x %lld x %lld %s | %.1f | %s | %.2f | %.2f | %.0f | %.3f | `%s` |\n",
-                static_cast<long long>(tokens), static_cast<long long>(heads),
-                static_cast<long long>(head_dim), std::string(l2norm::dtype_name(dtype)).c_str(),
-                moved / (1 << 20), large ? "L2 flushed" : "graph replay", times.copy_us,
-                times.op_us, moved / (times.op_us * 1e3), times.copy_us / times.op_us,
-                variant.c_str());
-    std::fflush(stdout);
+    report_row(std::to_string(tokens) + " x " + std::to_string(heads) + " x " +
+                   std::to_string(head_dim) + " " + std::string(l2norm::dtype_name(dtype)),
+               bytes, copy, op);
   }
 
   // Decode shapes: what programmatic dependent launch buys. The variant the encoder picks,
