@@ -40,19 +40,6 @@ std::string expect_rows_as_alone(const HostTensor& input, const HostTensor& batc
   return alone_variant;
 }
 
-// `input` normalized in place on the GPU (one buffer for input and output).
-HostTensor run_in_place(const HostTensor& input, std::int64_t rows, std::int64_t dim,
-                        const L2NormOptions& options) {
-  Buffer buffer(Device::cuda(0), input.dtype(), static_cast<std::int64_t>(input.count()));
-  buffer.copy_from_host(input.data(), input.bytes());
-  CommandEncoder encoder(Device::cuda(0));
-  l2_norm(encoder, buffer, buffer, rows, dim, options);
-  encoder.wait();
-  HostTensor output(input.dtype(), input.count());
-  buffer.copy_to_host(output.data(), output.bytes());
-  return output;
-}
-
 bool starts_with(const std::string& text, const std::string& prefix) {
   return text.rfind(prefix, 0) == 0;
 }
@@ -199,7 +186,8 @@ TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
     testing::expect_within_budget(got, testing::reference_l2_norm(input, c.rows, c.dim, options),
                                   c.dim, false, what.c_str());
     expect_rows_as_alone(input, got, c.dim, {0, rare_row, c.rows - 1}, options, what);
-    EXPECT_TRUE(run_in_place(input, c.rows, c.dim, options).bitwise_equal(got))
+    EXPECT_TRUE(testing::run_l2_norm_in_place(Device::cuda(0), input, c.rows, c.dim, options)
+                    .bitwise_equal(got))
         << what << " in place";
   }
 }

@@ -117,17 +117,22 @@ double expect_within_budget(const HostTensor& got, const std::vector<double>& ex
   return worst;
 }
 
-HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64_t rows,
-                       std::int64_t dim, const L2NormOptions& options, std::string* variant) {
+namespace {
+
+// run_l2_norm's work; `in_place` writes the output over the input's buffer.
+HostTensor run_on_device(const Device& device, const HostTensor& input, std::int64_t rows,
+                         std::int64_t dim, const L2NormOptions& options, bool in_place,
+                         std::string* variant) {
   HostTensor output(input.dtype(), input.count());
   output.fill_poison();
   const auto count = std::int64_t(input.count());
   Buffer in(device, input.dtype(), count);
-  Buffer out(device, input.dtype(), count);
+  Buffer out(device, input.dtype(), in_place ? 0 : count);
   in.copy_from_host(input.data(), input.bytes());
-  out.copy_from_host(output.data(), output.bytes());
+  if (!in_place) out.copy_from_host(output.data(), output.bytes());
+  Buffer& target = in_place ? in : out;
   CommandEncoder encoder(device);
-  l2_norm(encoder, in, out, rows, dim, options);
+  l2_norm(encoder, in, target, rows, dim, options);
   if (variant != nullptr) {
     // Exactly one dispatch, or a name no variant check accepts.
     *variant = encoder.recorded().size() == 1
@@ -135,8 +140,20 @@ HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64
                    : std::to_string(encoder.recorded().size()) + " dispatches recorded";
   }
   encoder.wait();
-  out.copy_to_host(output.data(), output.bytes());
+  target.copy_to_host(output.data(), output.bytes());
   return output;
+}
+
+}  // namespace
+
+HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64_t rows,
+                       std::int64_t dim, const L2NormOptions& options, std::string* variant) {
+  return run_on_device(device, input, rows, dim, options, false, variant);
+}
+
+HostTensor run_l2_norm_in_place(const Device& device, const HostTensor& input, std::int64_t rows,
+                                std::int64_t dim, const L2NormOptions& options) {
+  return run_on_device(device, input, rows, dim, options, true, nullptr);
 }
 
 }  // namespace l2norm::testing
