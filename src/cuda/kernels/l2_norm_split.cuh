@@ -47,15 +47,15 @@ __device__ __forceinline__ void load_tile(const L2NormArgs& args, long long row_
 // tag base: the count returns to zero only after all of them have added. The workspace starts
 // zeroed and tags start at 1, so a word no dispatch wrote never matches. Tags repeat after 2^32
 // waves; a word could then match only if no dispatch wrote it for exactly that many waves.
-__device__ __forceinline__ unsigned int claim_wave_tags(const L2NormSplitArgs& split,
-                                                        long long waves) {
+__device__ __forceinline__ unsigned int claim_wave_tags(const L2NormSplitArgs& split) {
   unsigned long long before;
   asm volatile("atom.relaxed.gpu.global.add.u64 %0, [%1], 1;"
                : "=l"(before)
                : "l"(split.tag_counter)
                : "memory");
   if ((before & 0xffffffffull) == gridDim.x - 1) {
-    const unsigned long long advance = (static_cast<unsigned long long>(waves) << 32) - gridDim.x;
+    const unsigned long long advance =
+        (static_cast<unsigned long long>(split.waves) << 32) - gridDim.x;
     asm volatile("red.relaxed.gpu.global.add.u64 [%0], %1;" ::"l"(split.tag_counter), "l"(advance)
                  : "memory");
   }
@@ -175,21 +175,19 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
 
   const long long vectors = args.dim / kVec;
   const long long tiles = (vectors + kTileVectors - 1) / kTileVectors;
-  const long long waves = split.waves;
   // The grid fits 32 bits, and so does its 32-bit division.
   const auto blocks_per_row = static_cast<unsigned int>(split.blocks_per_row);
   const long long slot = blockIdx.x / blocks_per_row;
   const long long segment = blockIdx.x % blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
-  const long long last_tile = end_tile - 1;
   PartialLayout layout;
   layout.per_row = kOnChip ? tiles : split.blocks_per_row;
   layout.first_own = slot * layout.per_row + (kOnChip ? first_tile : segment);
   layout.parity_stride = split.rows_per_wave * layout.per_row;
 
   float x[kValues];
-  for (long long wave = 0; wave < waves; ++wave) {
+  for (long long wave = 0; wave < split.waves; ++wave) {
     const long long row = wave * split.rows_per_wave + slot;
     // Uniform over the row's blocks: they leave together and nobody waits for them.
     if (row >= args.rows) break;
@@ -204,7 +202,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     // v8 and v9.) One call site each for the register loads and the staging: a second one cost
     // NVRTC about 10 % of this kernel's compile time.
     if constexpr (kOnChip) load_tile(args, offsets.input, first_tile, vectors, x);
-    if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split, waves);
+    if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split);
 
     // Where staged tile `tile` (after the first) lives.
     const auto slot_of = [&](long long tile) {
