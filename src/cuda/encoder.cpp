@@ -335,6 +335,12 @@ class CudaEncoder final : public EncoderImpl {
     split.tiles_per_block = tiles_per_block;
     split.rows_per_wave = rows_per_wave;
     split.waves = ceil_div(call.rows, rows_per_wave);
+    // An input and output larger than L2 together cannot both be resident from an earlier use:
+    // the output's lines are new to L2 and evict others (l2_norm_split.cuh, write_early_lines).
+    const auto moved_bytes =
+        2 * static_cast<std::uint64_t>(call.rows * call.dim) * dtype_size(call.dtype);
+    split.early_lines =
+        on_chip && moved_bytes > device_properties(device_index_).l2_cache_bytes ? 1 : 0;
     split.partial_f32 = workspace_->partial_f32();
     split.partial_f64 = workspace_->partial_f64();
     split.tag_counter = workspace_->tag_counter();

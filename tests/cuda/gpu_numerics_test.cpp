@@ -192,6 +192,66 @@ TEST(CudaNumerics, OnChipSplitRowsDoNotDependOnTheRowCount) {
   }
 }
 
+// The on-chip split kernel writes part of each segment's output early, with the input's bits, and
+// overwrites it with the result later (l2_norm_split.cuh, write_early_lines; only where input and
+// output together exceed L2, as here on an H100's 50 MiB). Into a strided output whose rows are
+// apart: each row must be the contiguous output's, bit for bit, and every byte between the rows
+// must keep its value. 14 tiles per row: 40 f32 rows run in two waves of four blocks per row, the
+// last block of a row holding tiles 12 and 13, so the early writes reach the row's last tile (100
+// elements, mostly outside the row); 80 bf16 rows take two blocks of seven tiles.
+TEST(CudaNumerics, OnChipSplitWritesNothingOutsideTheOutputRows) {
+  L2NORM_REQUIRE_GPU();
+  for (const auto& [dtype, rows] :
+       {std::pair{DType::f32, std::int64_t{40}}, std::pair{DType::bf16, std::int64_t{80}}}) {
+    const std::int64_t dim = 13 * 16384 + 100;
+    const std::int64_t pitch = dim + 64;
+    const std::string what = std::string(dtype_name(dtype)) + " " + std::to_string(rows) + "x" +
+                             std::to_string(dim) + ", output pitch " + std::to_string(pitch);
+    const HostTensor input =
+        testing::random_tensor(dtype, static_cast<std::size_t>(rows * dim), 71);
+    const L2NormOptions options{1e-6f, 1.0f, EpsMode::add};
+    const HostTensor contiguous = testing::run_l2_norm(Device::cuda(0), input, rows, dim, options);
+
+    const std::size_t element = dtype_size(dtype);
+    const std::size_t row_bytes = static_cast<std::size_t>(dim) * element;
+    const std::size_t pitch_bytes = static_cast<std::size_t>(pitch) * element;
+    const std::size_t out_bytes = static_cast<std::size_t>(rows) * pitch_bytes;
+    constexpr unsigned char kUntouched = 0xA5;
+    Buffer in(Device::cuda(0), dtype, rows * dim);
+    Buffer out(Device::cuda(0), dtype, rows * pitch);
+    L2NORM_CUDA_OK(cudaMemcpy(in.data(), input.data(), input.bytes(), cudaMemcpyHostToDevice));
+    L2NORM_CUDA_OK(cudaMemset(out.data(), kUntouched, out_bytes));
+    // A copy from pageable memory may return before its DMA ends; the encoder's stream does not
+    // wait for the legacy stream.
+    L2NORM_CUDA_OK(cudaDeviceSynchronize());
+    CommandEncoder encoder(Device::cuda(0));
+    l2_norm(encoder, TensorView(in.data(), dtype, Device::cuda(0), {rows, dim}),
+            TensorView(out.data(), dtype, Device::cuda(0), {rows, dim}, {pitch, 1}), options);
+    ASSERT_EQ(encoder.recorded().size(), 1u);
+    EXPECT_TRUE(starts_with(encoder.recorded()[0].variant, "l2_norm_split_on_chip<"))
+        << what << ": " << encoder.recorded()[0].variant;
+    encoder.wait();
+    std::vector<unsigned char> got(out_bytes);
+    L2NORM_CUDA_OK(cudaMemcpy(got.data(), out.data(), out_bytes, cudaMemcpyDeviceToHost));
+    HostTensor rows_got(dtype, static_cast<std::size_t>(rows * dim));
+    for (std::int64_t row = 0; row < rows; ++row) {
+      const unsigned char* written = got.data() + static_cast<std::size_t>(row) * pitch_bytes;
+      std::memcpy(static_cast<unsigned char*>(rows_got.data()) + row * row_bytes, written,
+                  row_bytes);
+      for (std::size_t byte = row_bytes; byte < pitch_bytes; ++byte) {
+        if (written[byte] != kUntouched) {
+          ADD_FAILURE() << what << ": byte " << byte - row_bytes << " after row " << row
+                        << " was written";
+          break;
+        }
+      }
+    }
+    EXPECT_TRUE(rows_got.bitwise_equal(contiguous)) << what;
+    testing::expect_within_budget(rows_got, testing::reference_l2_norm(input, rows, dim, options),
+                                  dim, false, what.c_str());
+  }
+}
+
 // Rows longer than the blocks that can be co-resident keep on chip take the streamed split kernel
 // (each block's tiles read a second time, mostly from L2). 2^24 f32 and 2^25 bf16 elements are over
 // the on-chip limit of an H100 (132 blocks x 4 f32 or 8 16-bit tiles of 16384 elements); the test

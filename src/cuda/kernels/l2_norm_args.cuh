@@ -34,12 +34,14 @@ struct L2NormArgs {
 // rows_per_wave * blocks_per_row blocks, at most 2^31 - 1), in `waves` waves. Partial sums are per
 // tile on chip and per block streamed. The workspace belongs to the encoder, zeroed once: partial
 // sums as tagged words (two parities; an f32 partial takes one word, an f64 partial two) and the
-// tag counter (l2_norm_split.cuh).
+// tag counter (l2_norm_split.cuh). early_lines (0 or 1): on chip, each block writes part of its
+// output early, while the row's partial sums travel (write_early_lines).
 struct L2NormSplitArgs {
   long long blocks_per_row;
   long long tiles_per_block;
   long long rows_per_wave;
   long long waves;
+  long long early_lines;
   unsigned long long* partial_f32;
   unsigned long long* partial_f64;
   unsigned long long* tag_counter;

@@ -9,7 +9,9 @@
 //   memory, so memory is read once and written once, with an L2 evict-first policy. The staged
 //   tiles are loaded one at a time, each summed as the next loads. One partial sum per tile,
 //   combined in tiles.cuh's order: how tiles map to blocks (which depends on the row count) never
-//   changes a row's result, and l2_norm_staged gives the same bits.
+//   changes a row's result, and l2_norm_staged gives the same bits. While the partial sums
+//   travel, blocks may write part of their output early to move L2 write-backs out of the store
+//   phase (write_early_lines).
 // - streamed: rows longer than the chip holds; one partial sum per block and every tile is read
 //   again, mostly from L2, for the scaling pass.
 //
@@ -122,16 +124,15 @@ struct PartialLayout {
 // on chip tiles.cuh's order; streamed, per block a block-wide tree, then a tree over the blocks.
 // Both end their block's own sums with a block barrier, after which `first_tag` (the dispatch's
 // first tag, in shared memory, written by thread 0 in the first wave) may be read.
-// `thread_sum(tile)` gives the thread's sum of a tile; `tile_scratch` holds
+// `thread_sum(tile)` gives the thread's sum of a tile; `while_waiting()` runs after the block's
+// own partials are published, before the row's are awaited; `tile_scratch` holds
 // tile_sums_of_squares' totals, `row_scratch` kWarps values for the last group_sum (apart, so that
 // it cannot overwrite totals another thread still reads).
-template <typename T, typename ThreadSum>
-__device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
-                                                const PartialLayout& layout,
-                                                const unsigned int& first_tag, long long wave,
-                                                long long slot, long long first_tile,
-                                                long long end_tile, ThreadSum thread_sum,
-                                                T* tile_scratch, T* row_scratch) {
+template <typename T, typename ThreadSum, typename WhileWaiting>
+__device__ __forceinline__ T row_sum_of_squares(
+    unsigned long long* partials, const PartialLayout& layout, const unsigned int& first_tag,
+    long long wave, long long slot, long long first_tile, long long end_tile, ThreadSum thread_sum,
+    WhileWaiting while_waiting, T* tile_scratch, T* row_scratch) {
   unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kWordsPerPartial<T>;
   if constexpr (kOnChip) {
     const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, thread_sum, tile_scratch);
@@ -146,6 +147,7 @@ __device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
       publish_partial(base, layout.first_own, wave_tag(first_tag, wave), block_sum);
     }
   }
+  while_waiting();
   // With at most kBlockThreads units, thread t holds unit t, as tiles.cuh's order asks.
   const long long first_of_row = slot * layout.per_row;
   T mine = T(0);
@@ -153,6 +155,41 @@ __device__ __forceinline__ T row_sum_of_squares(unsigned long long* partials,
     mine += await_partial<T>(base, first_of_row + unit, wave_tag(first_tag, wave));
   }
   return group_sum<kBlockThreads>(mine, row_scratch);
+}
+
+// On chip, where the host asks for it, part of each segment's output is written early, with the
+// input's own bits, while the row's partial sums travel; the scaled values overwrite it later.
+// Writing a line allocates it in L2. Where L2 is full of dirty lines (other kernels' outputs),
+// that evicts one, and its write-back to memory then runs while memory would otherwise idle
+// instead of under the row's stores. The host asks only when input and output together exceed L2;
+// smaller ones may be resident already, and then the early writes only cost (64 x 65536 f32 run
+// back to back: 11.4-11.6 -> 11.8-12.1 us). 32 KiB per block, in item spans (kBlockThreads
+// consecutive vectors, so that lines are written whole: a partly written line is first read from
+// memory) two items apart, from the first staged tile on (the second tile the block stores). In
+// place the bits written are the ones already there; the rare path reads staged tiles from shared
+// memory, and the register tile, which this leaves alone, from memory. H100, 8 x 1M f32 after the
+// bench's memset flush (notes/cuda-perf.md v10): none 29.28-29.57 us; as here, or spans 3-5 items
+// apart, 28.45-28.90; 40 KiB 28.64-28.74; 32 KiB in one piece 28.99-29.09, in the register tile
+// (stored first) 29.54-29.70, in the last tile 29.60-29.79; zeros written at the start, under the
+// loads, 29.70-32.16.
+constexpr int kEarlySpans = 32 * 1024 / (kBlockThreads * L2NORM_VEC_BYTES);
+constexpr int kEarlySpanStride = 2;
+
+__device__ __forceinline__ void write_early_lines(void* output, long long row_offset,
+                                                  long long first_tile, long long end_tile,
+                                                  long long vectors, const raw_vector_t* staged) {
+  for (int span = 0; span < kEarlySpans; ++span) {
+    // Staged item spans are numbered across the staged tiles, in order.
+    const int index = span * kEarlySpanStride;
+    const long long tile = first_tile + 1 + index / kItems;
+    if (tile >= end_tile) break;
+    const int vector = vector_in_tile(index % kItems);
+    if (vector < vectors_inside(tile, vectors)) {
+      char* start = tile_start(static_cast<char*>(output), row_offset, tile);
+      *reinterpret_cast<raw_vector_t*>(start + vector * L2NORM_VEC_BYTES) =
+          staged[index * kBlockThreads + threadIdx.x];
+    }
+  }
 }
 
 }  // namespace l2norm_kernels
@@ -243,11 +280,16 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     const float sum = row_sum_of_squares(
         split.partial_f32, layout, first_tag, wave, slot, first_tile, end_tile,
         [&](long long tile) { return thread_sum_of_squares(tile, landing_values); },
+        [&] {
+          if (kOnChip && split.early_lines) {
+            write_early_lines(args.output, offsets.output, first_tile, end_tile, vectors, staged);
+          }
+        },
         tile_scratch_f32, row_scratch_f32);
     const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
       return row_sum_of_squares(
           split.partial_f64, layout, first_tag, wave, slot, first_tile, end_tile,
-          [&](long long tile) { return rare_thread_sum_of_squares(tile, vector_at); },
+          [&](long long tile) { return rare_thread_sum_of_squares(tile, vector_at); }, [] {},
           tile_scratch_f64, row_scratch_f64);
     });
     store_scaled_tiles(args, offsets.output, first_tile, end_tile, vectors, row_scale, values,
