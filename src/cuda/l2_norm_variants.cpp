@@ -41,6 +41,7 @@ std::uint64_t L2NormVariant::packed() const {
   key = key * 2048 + static_cast<std::uint64_t>(block_threads);
   key = key * 2 + (eps_mode == EpsMode::clamp ? 1u : 0u);
   key = key * 2 + (scaled ? 1u : 0u);
+  key = key * 2 + (row_sum_in_warps ? 1u : 0u);
   return key;
 }
 
@@ -66,6 +67,8 @@ KernelSpec L2NormVariant::spec() const {
   if (split) {
     spec.defines.push_back(std::string("L2NORM_SPLIT_ON_CHIP=") +
                            (kind == KernelKind::split_on_chip ? "1" : "0"));
+    spec.defines.push_back(std::string("L2NORM_ROW_SUM_IN_WARPS=") +
+                           (row_sum_in_warps ? "1" : "0"));
   } else if (kind == KernelKind::rows) {
     spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
   }
@@ -75,6 +78,7 @@ KernelSpec L2NormVariant::spec() const {
 L2NormVariant L2NormVariant::with_kind(KernelKind other) const {
   L2NormVariant variant = *this;
   variant.kind = other;
+  variant.row_sum_in_warps = row_sum_in_warps && other == KernelKind::split_on_chip;
   return variant;
 }
 
@@ -87,6 +91,7 @@ std::string L2NormVariant::name() const {
   text += std::to_string(threads_per_row) + "x" + std::to_string(items) + ",";
   text += eps_mode == EpsMode::clamp ? "clamp" : "add";
   if (scaled) text += ",scaled";
+  if (row_sum_in_warps) text += ",warp_sum";
   return text + ">";
 }
 
@@ -113,6 +118,7 @@ L2NormVariant throughput_variant(DType dtype, std::int64_t dim, int vector_bytes
     variant.items = kTileValuesPerThread / elements;
     variant.threads_per_row = kTileBlockThreads;
     variant.block_threads = kTileBlockThreads;
+    variant.row_sum_in_warps = row_tiles(variant, dim) <= kWarpRowSumTiles;
   }
   return variant;
 }
@@ -220,6 +226,9 @@ std::vector<L2NormVariant> all_l2_norm_variants() {
             dims.push_back(std::max<std::int64_t>(elements, threads * kRowsValuesPerThread));
           }
           dims.push_back(kMaxRowsKernelDim * 2);
+          // A row one tile too long for the split kernel's warps to sum.
+          dims.push_back(std::int64_t{kTileBlockThreads} * kTileValuesPerThread *
+                         (kWarpRowSumTiles + 1));
           for (const std::int64_t dim : dims) {
             for (const L2NormVariant& variant : layouts(dtype, dim, width, mode, scaled)) {
               variants.push_back(variant);

@@ -29,6 +29,8 @@ inline constexpr int kRowsValuesPerThread = 16;
 inline constexpr int kTileValuesPerThread = 32;
 inline constexpr int kMaxThreadsPerRow = 1024;
 inline constexpr int kTileBlockThreads = 512;
+// The most tiles a row may have for its split kernel's warps to sum it themselves.
+inline constexpr std::int64_t kWarpRowSumTiles = 64;
 // Rows longer than this are staged or split across blocks.
 inline constexpr std::int64_t kMaxRowsKernelDim =
     std::int64_t{kMaxThreadsPerRow} * kRowsValuesPerThread;
@@ -48,6 +50,9 @@ struct L2NormVariant {
   int block_threads;
   EpsMode eps_mode;
   bool scaled;
+  // Split on chip, rows of at most kWarpRowSumTiles tiles: every warp sums the row's tile sums
+  // itself, with no block reduction (kernels/l2_norm_split.cuh, warp_row_sum).
+  bool row_sum_in_warps = false;
 
   int vector_elements() const { return vector_bytes / static_cast<int>(dtype_size(dtype)); }
   // Staged and split: the bytes of one tile (kernels/tiles.cuh).

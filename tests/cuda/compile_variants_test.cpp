@@ -118,6 +118,31 @@ TEST(CudaKernelVariants, LongDimsListTheStagedAndBothSplitKernels) {
   EXPECT_EQ(streamed, 3);
 }
 
+// On-chip split rows of at most kWarpRowSumTiles tiles are summed by every warp on its own; longer
+// rows, and the staged and streamed kernels, keep the block reduction. The choice follows dim
+// alone (the bits are the same either way: CudaNumerics.StagedRowsMatchTheSplitKernelBitForBit).
+TEST(CudaKernelVariants, WarpsSumOnChipRowsOfAtMost64Tiles) {
+  const std::int64_t tile = 16384;
+  for (const DType dtype : {DType::f32, DType::bf16}) {
+    for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{8}, std::int64_t{1} << 20}) {
+      const auto at_most = detail::cuda::choose_l2_norm_variant(
+          dtype, detail::cuda::kWarpRowSumTiles * tile, 16, EpsMode::add, false, rows, kH100);
+      const auto longer = detail::cuda::choose_l2_norm_variant(
+          dtype, detail::cuda::kWarpRowSumTiles * tile + 8, 16, EpsMode::add, false, rows, kH100);
+      EXPECT_EQ(at_most.kind, detail::cuda::KernelKind::split_on_chip);
+      EXPECT_TRUE(at_most.row_sum_in_warps) << at_most.name();
+      EXPECT_FALSE(longer.row_sum_in_warps) << longer.name();
+      const auto& defines = at_most.spec().defines;
+      EXPECT_NE(std::find(defines.begin(), defines.end(), "L2NORM_ROW_SUM_IN_WARPS=1"),
+                defines.end());
+      for (const auto kind :
+           {detail::cuda::KernelKind::staged, detail::cuda::KernelKind::split_streamed}) {
+        EXPECT_FALSE(at_most.with_kind(kind).row_sum_in_warps) << at_most.with_kind(kind).name();
+      }
+    }
+  }
+}
+
 // Small batches may get a layout of one vector per thread; it must keep the sum order of the
 // large-batch layout (two vectors per thread become one vector on each of twice the threads,
 // all within one warp), so that a row's bits never depend on its batch. The GPU side of this is

@@ -17,11 +17,13 @@
 //
 // Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS (vectors per thread per tile),
 // L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED, L2NORM_SPLIT_ON_CHIP (1 on chip, 0
-// streamed).
+// streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at most kWarpRowSumPartials tiles,
+// warp_row_sum).
 #include "tiles.cuh"
 
 namespace l2norm_kernels {
 constexpr bool kOnChip = L2NORM_SPLIT_ON_CHIP != 0;
+constexpr bool kRowSumInWarps = L2NORM_ROW_SUM_IN_WARPS != 0;
 
 // On chip, nothing reads the tile from memory again (but a rare row); streamed, the scaling pass
 // does.
@@ -111,6 +113,51 @@ __device__ __forceinline__ T await_partial(const unsigned long long* words, long
   }
 }
 
+// Rows of at most kWarpRowSumPartials tiles on chip (the host picks the kernel by dim): the row's
+// f32 sum from its `per_row` partials (from `words` on) is computed by every warp on its own, in
+// group_sum<kBlockThreads>'s order over "thread t holds partial t": lane l plays threads l and
+// 32 + l, its two loads in flight together, the two butterflies give those warps' totals, and
+// warps_tree adds them to the other warps' zeros, so the bits are group_sum's. The kernel then has
+// no block reduction after the tile sums (no shared memory, no barrier): each warp starts storing
+// as soon as it has the sum. (H100, 8 x 1M f32 after the bench's flush, one run: the block
+// reduction 28.77-28.96 us; this 28.00-28.19; this with the block reduction also compiled in, for
+// longer rows, 28.83-28.86. In another run a general version, rolled over pairs of warps, took
+// 29.54-29.79 against the block reduction's 28.80-28.83. notes/cuda-perf.md v10.)
+constexpr long long kWarpRowSumPartials = 64;
+
+__device__ __forceinline__ float warp_row_sum(const unsigned long long* words, long long per_row,
+                                              unsigned int tag) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  unsigned long long tagged[2] = {0, 0};
+  bool waiting[2] = {lane < per_row, 32 + lane < per_row};
+  while (waiting[0] || waiting[1]) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      if (waiting[i]) {
+        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];"
+                     : "=l"(tagged[i])
+                     : "l"(words + 32 * i + lane)
+                     : "memory");
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      if (waiting[i] && static_cast<unsigned int>(tagged[i] >> 32) == tag) waiting[i] = false;
+    }
+  }
+  float totals[kWarps];
+#pragma unroll
+  for (int warp = 0; warp < kWarps; ++warp) {
+    float mine = 0.0f;
+    if (warp < 2 && 32 * warp + lane < per_row) {
+      mine += __uint_as_float(static_cast<unsigned int>(tagged[warp]));
+    }
+    // Uniform over the warp; a warp of zeros sums to zero.
+    totals[warp] = warp < 2 && 32 * warp < per_row ? warp_butterfly<32>(mine) : 0.0f;
+  }
+  return warps_tree<kWarps>(totals);
+}
+
 // Where one wave's partial sums live: the row's partials are contiguous (one per tile on chip,
 // one per block streamed), two parities because a block may run one wave ahead of a slower block
 // of its row, never two. In units; a unit is kWordsPerPartial<T> words.
@@ -150,11 +197,16 @@ __device__ __forceinline__ T row_sum_of_squares(
   while_waiting();
   // With at most kBlockThreads units, thread t holds unit t, as tiles.cuh's order asks.
   const long long first_of_row = slot * layout.per_row;
-  T mine = T(0);
-  for (long long unit = threadIdx.x; unit < layout.per_row; unit += kBlockThreads) {
-    mine += await_partial<T>(base, first_of_row + unit, wave_tag(first_tag, wave));
+  if constexpr (kOnChip && kRowSumInWarps && sizeof(T) == sizeof(float)) {
+    (void)row_scratch;
+    return warp_row_sum(base + first_of_row, layout.per_row, wave_tag(first_tag, wave));
+  } else {
+    T mine = T(0);
+    for (long long unit = threadIdx.x; unit < layout.per_row; unit += kBlockThreads) {
+      mine += await_partial<T>(base, first_of_row + unit, wave_tag(first_tag, wave));
+    }
+    return group_sum<kBlockThreads>(mine, row_scratch);
   }
-  return group_sum<kBlockThreads>(mine, row_scratch);
 }
 
 // On chip, where the host asks for it, part of each segment's output is written early, with the
@@ -203,7 +255,12 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
   // Per-warp totals of each of the block's tiles (on chip) or of one group_sum, and of the row's
   // group_sum.
   constexpr int kScratch = kOnChip ? kWarps * L2NORM_MAX_TILES_PER_BLOCK : kWarps;
-  __shared__ float tile_scratch_f32[kScratch];
+  // Two, by wave parity, where the warps sum the row themselves: no barrier then follows the reads
+  // of a wave's tile totals, and a warp writing the next wave's may pass a slower one still
+  // reading; one two waves ahead would have passed the middle wave's tile-sum barrier, which
+  // waits for all.
+  constexpr int kScratchCopies = kOnChip && kRowSumInWarps ? 2 : 1;
+  __shared__ float tile_scratch_f32[kScratchCopies * kScratch];
   __shared__ double tile_scratch_f64[kScratch];
   __shared__ float row_scratch_f32[kWarps];
   __shared__ double row_scratch_f64[kWarps];
@@ -285,7 +342,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
             write_early_lines(args.output, offsets.output, first_tile, end_tile, vectors, staged);
           }
         },
-        tile_scratch_f32, row_scratch_f32);
+        tile_scratch_f32 + (wave % kScratchCopies) * kScratch, row_scratch_f32);
     const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
       return row_sum_of_squares(
           split.partial_f64, layout, first_tag, wave, slot, first_tile, end_tile,
