@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/kernels/l2_norm_args.cuh"
 #include "l2norm/dtype.hpp"
 #include "l2norm/ops.hpp"
 #include "l2norm/registry.hpp"
@@ -30,7 +31,7 @@ inline constexpr int kTileValuesPerThread = 32;
 inline constexpr int kMaxThreadsPerRow = 1024;
 inline constexpr int kTileBlockThreads = 512;
 // The most tiles a row may have for its split kernel's warps to sum it themselves.
-inline constexpr std::int64_t kWarpRowSumTiles = 64;
+inline constexpr std::int64_t kWarpRowSumTiles = L2NORM_WARP_ROW_SUM_TILES;
 // Rows longer than this are staged or split across blocks.
 inline constexpr std::int64_t kMaxRowsKernelDim =
     std::int64_t{kMaxThreadsPerRow} * kRowsValuesPerThread;

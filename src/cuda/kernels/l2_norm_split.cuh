@@ -17,8 +17,8 @@
 //
 // Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS (vectors per thread per tile),
 // L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED, L2NORM_SPLIT_ON_CHIP (1 on chip, 0
-// streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at most kWarpRowSumPartials tiles,
-// warp_row_sum).
+// streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at most L2NORM_WARP_ROW_SUM_TILES
+// tiles, warp_row_sum).
 #include "tiles.cuh"
 
 namespace l2norm_kernels {
@@ -113,26 +113,35 @@ __device__ __forceinline__ T await_partial(const unsigned long long* words, long
   }
 }
 
-// Rows of at most kWarpRowSumPartials tiles on chip (the host picks the kernel by dim): the row's
-// f32 sum from its `per_row` partials (from `words` on) is computed by every warp on its own, in
-// group_sum<kBlockThreads>'s order over "thread t holds partial t": lane l plays threads l and
-// 32 + l, its two loads in flight together, the two butterflies give those warps' totals, and
-// warps_tree adds them to the other warps' zeros, so the bits are group_sum's. The kernel then has
-// no block reduction after the tile sums (no shared memory, no barrier): each warp starts storing
-// as soon as it has the sum. (H100, 8 x 1M f32 after the bench's flush, one run: the block
-// reduction 28.77-28.96 us; this 28.00-28.19; this with the block reduction also compiled in, for
-// longer rows, 28.83-28.86. In another run a general version, rolled over pairs of warps, took
-// 29.54-29.79 against the block reduction's 28.80-28.83. notes/cuda-perf.md v10.)
-constexpr long long kWarpRowSumPartials = 64;
+// Rows of at most L2NORM_WARP_ROW_SUM_TILES tiles on chip (the host picks the kernel by dim): the
+// row's f32 sum from its `per_row` partials (from `words` on) is computed by every warp on its
+// own, in group_sum<kBlockThreads>'s order over "thread t holds partial t": lane l plays thread
+// 32w + l of the first kPolledWarps warps w, its loads in flight together, the butterflies give
+// those warps' totals, and warps_tree adds them to the other warps' zeros, so the bits are
+// group_sum's. The kernel then has no block reduction after the tile sums (no shared memory, no
+// barrier): each warp starts storing as soon as it has the sum. (H100, 8 x 1M f32 after the
+// bench's flush, one run: the block reduction 28.77-28.96 us; this 28.00-28.19; this with the
+// block reduction also compiled in, for longer rows, 28.83-28.86. In another run a general
+// version, rolled over pairs of warps, took 29.54-29.79 against the block reduction's
+// 28.80-28.83. notes/cuda-perf.md v10.)
+constexpr int kPolledWarps = L2NORM_WARP_ROW_SUM_TILES / 32;
+static_assert(L2NORM_WARP_ROW_SUM_TILES % 32 == 0 && kPolledWarps <= kWarps,
+              "the row's tile sums fill whole warps of lanes");
 
 __device__ __forceinline__ float warp_row_sum(const unsigned long long* words, long long per_row,
                                               unsigned int tag) {
   const int lane = static_cast<int>(threadIdx.x % 32);
-  unsigned long long tagged[2] = {0, 0};
-  bool waiting[2] = {lane < per_row, 32 + lane < per_row};
-  while (waiting[0] || waiting[1]) {
+  unsigned long long tagged[kPolledWarps] = {};
+  bool waiting[kPolledWarps];
+  bool any_waiting = false;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < kPolledWarps; ++i) {
+    waiting[i] = 32 * i + lane < per_row;
+    any_waiting = any_waiting || waiting[i];
+  }
+  while (any_waiting) {
+#pragma unroll
+    for (int i = 0; i < kPolledWarps; ++i) {
       if (waiting[i]) {
         asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];"
                      : "=l"(tagged[i])
@@ -140,20 +149,22 @@ __device__ __forceinline__ float warp_row_sum(const unsigned long long* words, l
                      : "memory");
       }
     }
+    any_waiting = false;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < kPolledWarps; ++i) {
       if (waiting[i] && static_cast<unsigned int>(tagged[i] >> 32) == tag) waiting[i] = false;
+      any_waiting = any_waiting || waiting[i];
     }
   }
   float totals[kWarps];
 #pragma unroll
   for (int warp = 0; warp < kWarps; ++warp) {
     float mine = 0.0f;
-    if (warp < 2 && 32 * warp + lane < per_row) {
+    if (warp < kPolledWarps && 32 * warp + lane < per_row) {
       mine += __uint_as_float(static_cast<unsigned int>(tagged[warp]));
     }
     // Uniform over the warp; a warp of zeros sums to zero.
-    totals[warp] = warp < 2 && 32 * warp < per_row ? warp_butterfly<32>(mine) : 0.0f;
+    totals[warp] = warp < kPolledWarps && 32 * warp < per_row ? warp_butterfly<32>(mine) : 0.0f;
   }
   return warps_tree<kWarps>(totals);
 }
