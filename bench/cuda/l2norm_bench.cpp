@@ -18,7 +18,8 @@
 #include <vector>
 
 #include "cuda/kernels/l2_norm_args.cuh"
-#include "cuda/l2_norm_variants.hpp"
+#include "cuda/l2_norm_plan.hpp"
+#include "cuda/runtime.hpp"
 #include "l2norm/l2norm.hpp"
 
 namespace {
@@ -181,8 +182,7 @@ int main() {
   check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   Timer timer(stream);
   l2norm::CommandEncoder encoder(device, stream);
-  const l2norm::detail::cuda::DeviceLimits limits{properties.multiProcessorCount,
-                                                  properties.sharedMemPerBlockOptin};
+  const l2norm::detail::cuda::DeviceCaps& caps = l2norm::detail::cuda::device_caps(0);
   const std::size_t flush_bytes = static_cast<std::size_t>(properties.l2CacheSize) * 4;
   void* flush = nullptr;
   check(cudaMalloc(&flush, flush_bytes), "cudaMalloc flush");
@@ -282,49 +282,22 @@ int main() {
                bytes, copy, op);
   }
 
-  // Decode shapes: what programmatic dependent launch buys. The variant the encoder picks,
-  // launched directly in a chain of 200 kernel nodes, once plainly and once with programmatic
-  // stream serialization (what the encoder does on sm_90 and newer), next to the copy node chain
-  // and the encoder's own dispatches, all in this run.
+  // Decode shapes: what programmatic dependent launch buys. The encoder's dispatches in a chain of
+  // 200 kernel nodes, once with plain launches and once with launches that overlap the previous
+  // kernel's tail (the default, on sm_90 and newer), next to the copy node chain, all in this run.
   {
     l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
-    l2norm::detail::cuda::register_l2_norm_sources(registry);
     std::printf(
-        "\n| decode shape (graph of 200) | copy us | plain launch us | programmatic launch us | "
-        "encoder us | encoder / copy |\n|---|---|---|---|---|---|\n");
+        "\n| decode shape (graph of 200) | copy us | plain launch us | overlapped launch us | "
+        "encoder / copy |\n|---|---|---|---|---|\n");
     for (const Shape& shape : {Shape{32, 128, DType::bf16}, Shape{2048, 128, DType::bf16}}) {
       const std::int64_t count = shape.rows * shape.dim;
       l2norm::Buffer in(device, shape.dtype, count);
       l2norm::Buffer out(device, shape.dtype, count);
       fill_random(in.data(), in.bytes(), shape.dtype);
-      const auto variant = l2norm::detail::cuda::choose_l2_norm_variant(
-          shape.dtype, shape.dim, 16, options.eps_mode, options.scale != 1.0f, shape.rows, limits);
-      void* kernel = registry.kernel(device, variant.spec());
-      L2NormArgs args{};
-      args.input = in.data();
-      args.output = out.data();
-      args.rows = shape.rows;
-      args.dim = shape.dim;
-      args.outer_rank = 1;
-      args.outer_sizes[0] = shape.rows;
-      args.input_strides[0] = shape.dim;
-      args.output_strides[0] = shape.dim;
-      args.eps = options.eps;
-      args.scale = options.scale;
-      const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
-      const auto launch = [&](bool programmatic) {
-        cudaLaunchAttribute attribute{};
-        attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attribute.val.programmaticStreamSerializationAllowed = 1;
-        cudaLaunchConfig_t config{};
-        config.gridDim =
-            dim3(static_cast<unsigned int>((shape.rows + rows_per_block - 1) / rows_per_block));
-        config.blockDim = dim3(static_cast<unsigned int>(variant.block_threads));
-        config.stream = stream;
-        config.attrs = &attribute;
-        config.numAttrs = programmatic ? 1 : 0;
-        void* parameters[] = {&args};
-        check(cudaLaunchKernelExC(&config, kernel, parameters), "direct l2_norm launch");
+      l2norm::prewarm_l2_norm(device, shape.dtype, shape.dim, options);
+      const auto dispatch = [&] {
+        l2norm::l2_norm(encoder, in, out, shape.rows, shape.dim, options);
       };
       const double copy_us = graph_median_us(
           stream, timer,
@@ -334,16 +307,13 @@ int main() {
                   "cudaMemcpyAsync");
           },
           200, 20);
-      const double plain_us = graph_median_us(
-          stream, timer, [&] { launch(false); }, 200, 20);
-      const double programmatic_us = graph_median_us(
-          stream, timer, [&] { launch(true); }, 200, 20);
-      const double encoder_us = graph_median_us(
-          stream, timer, [&] { l2norm::l2_norm(encoder, in, out, shape.rows, shape.dim, options); },
-          200, 20);
+      encoder.set_launch_overlap(false);
+      const double plain_us = graph_median_us(stream, timer, dispatch, 200, 20);
+      encoder.set_launch_overlap(true);
+      const double overlapped_us = graph_median_us(stream, timer, dispatch, 200, 20);
       encoder.commit();
-      std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx |\n", shape_name(shape).c_str(),
-                  copy_us, plain_us, programmatic_us, encoder_us, encoder_us / copy_us);
+      std::printf("| %s | %.2f | %.2f | %.2f | %.2fx |\n", shape_name(shape).c_str(), copy_us,
+                  plain_us, overlapped_us, overlapped_us / copy_us);
       std::fflush(stdout);
     }
     // The floor of any kernel node chain: an empty kernel, one block of 32 threads.
@@ -399,9 +369,8 @@ int main() {
 
   // First-call latency per variant (NVRTC's own cache off, see main): cold = empty disk cache
   // (NVRTC compile + load), three times, the median reported with the range; warm = the entry the
-  // last cold call wrote (disk read + load). Memory cache cleared before each. One cold compile of
-  // the same kernel has taken from 1x to 2.3x its median on the lent machines (notes/cuda-perf.md
-  // v9), so a single sample says little.
+  // last cold call wrote (disk read + load). Memory cache cleared before each. One cold compile
+  // varies from run to run by up to about 2x on shared machines, so a single sample says little.
   {
     l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
     const std::string previous_dir = registry.cache_dir();
@@ -416,16 +385,17 @@ int main() {
         "| warm first call ms |\n|---|---|---|---|---|\n");
     std::vector<l2norm::detail::cuda::L2NormVariant> variants;
     for (const Shape& shape : shapes) {
-      for (const auto& variant : l2norm::detail::cuda::l2_norm_variants_for(
-               shape.dtype, shape.dim, options.eps_mode, false)) {
-        const bool seen = std::any_of(variants.begin(), variants.end(), [&](const auto& other) {
-          return other.packed() == variant.packed();
-        });
+      for (const auto& variant : l2norm::detail::cuda::l2_norm_prewarm_variants(
+               shape.dtype, shape.dim, options.eps_mode, false, caps)) {
+        const bool seen = std::find(variants.begin(), variants.end(), variant) != variants.end();
         if (!seen && variant.vector_bytes == 16) variants.push_back(variant);
       }
     }
-    variants.push_back(l2norm::detail::cuda::choose_l2_norm_variant(
-        DType::bf16, 128, 2, options.eps_mode, false, 1, limits));
+    // An unaligned variant: bf16 rows read 2 bytes at a time.
+    for (const auto& variant : l2norm::detail::cuda::l2_norm_prewarm_variants(
+             DType::bf16, 128, options.eps_mode, false, caps)) {
+      if (variant.vector_bytes == 2) variants.push_back(variant);
+    }
     for (const auto& variant : variants) {
       const auto first_call = [&] {
         registry.clear_memory_cache();

@@ -1,13 +1,12 @@
-// A CommandEncoder records the dispatches of one device's work, as in the seed's Metal encoder.
-// On the CPU each dispatch runs as it is recorded; on CUDA it is enqueued on the encoder's stream
-// (its own, or one the caller passes in) and commit()/wait() delimit and await a batch.
+// A CommandEncoder records the dispatches of one device's work. On the CPU each dispatch runs as it
+// is recorded; on CUDA it is enqueued on the encoder's stream (its own, or one the caller passes
+// in) and commit()/wait() delimit and await a batch.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
-#include <vector>
 
 #include "l2norm/device.hpp"
 #include "l2norm/dtype.hpp"
@@ -15,12 +14,12 @@
 namespace l2norm {
 
 namespace detail {
-class EncoderImpl;
+struct EncoderAccess;
 }
 
 struct DispatchRecord {
-  std::string op;       // "l2_norm"
-  std::string variant;  // the kernel the backend picked, e.g. "l2_norm_rows<f32,vec4,aligned>"
+  std::string op;       // e.g. "l2_norm"
+  std::string variant;  // the kernel the backend picked, e.g. "l2_norm_rows<f32,v16,8x2,add>"
   DType dtype;
   std::int64_t rows;
   std::int64_t dim;
@@ -37,9 +36,18 @@ class CommandEncoder {
   CommandEncoder(CommandEncoder&&) noexcept;
   CommandEncoder& operator=(CommandEncoder&&) noexcept;
 
-  Device device() const noexcept { return device_; }
+  // A moved-from encoder has no device queue: every call below but the destructor and assignment
+  // then throws Error(invalid_argument).
+  Device device() const;
   // The cudaStream_t the encoder records onto (nullptr on the CPU).
-  void* cuda_stream() const noexcept;
+  void* cuda_stream() const;
+
+  // CUDA, sm_90 and newer: kernels that support it are launched with programmatic stream
+  // serialization, so their launch overlaps the tail of the previous kernel on the stream (they
+  // still wait for its completion before touching memory). On by default; off gives plain
+  // launches. Results are the same bits either way. No effect on the CPU.
+  void set_launch_overlap(bool enabled);
+  bool launch_overlap() const;
 
   // Ends the current batch. Its dispatches are already on the device: CUDA enqueues each one on
   // the stream as it is recorded, and the CPU has run it.
@@ -49,16 +57,12 @@ class CommandEncoder {
   void wait();
 
   // Dispatches recorded since the last commit(), oldest first.
-  std::span<const DispatchRecord> recorded() const noexcept { return recorded_; }
-
-  // Internal: the op layer hands validated work to the backend through this.
-  detail::EncoderImpl& impl() noexcept { return *impl_; }
-  void record(DispatchRecord record) { recorded_.push_back(std::move(record)); }
+  std::span<const DispatchRecord> recorded() const;
 
  private:
-  Device device_;
-  std::unique_ptr<detail::EncoderImpl> impl_;
-  std::vector<DispatchRecord> recorded_;
+  friend struct detail::EncoderAccess;
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace l2norm

@@ -1,74 +1,48 @@
-// The contract between the op layer and the backends. The op layer validates everything and
-// describes the work as an L2NormCall; backends only pick kernels and run them, never re-validate.
+// What the public types need from the backends: a work queue per encoder, memory, device
+// discovery. Nothing here knows any op: ops reach their backend implementations through
+// src/ops/dispatch.hpp.
 #pragma once
 
-#include <array>
 #include <cstddef>
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "l2norm/device.hpp"
-#include "l2norm/dtype.hpp"
-#include "l2norm/ops.hpp"
 
 namespace l2norm::detail {
 
-inline constexpr int kMaxOuterRank = kMaxRank - 1;
-
-// Where the rows are. Row r (0 <= r < rows) starts at element offset
-//   sum_i index_i * stride_i   where (index_0, ..., index_{outer_rank-1}) = r unraveled row-major
-// over outer_sizes. The op layer merges leading dims that are contiguous with each other, so a
-// packed tensor always arrives as outer_rank == 1 with stride == dim (or the real row stride).
-struct RowLayout {
-  int outer_rank = 1;  // 1..3
-  std::array<std::int64_t, kMaxOuterRank> outer_sizes{};
-  std::array<std::int64_t, kMaxOuterRank> input_strides{};
-  std::array<std::int64_t, kMaxOuterRank> output_strides{};
-};
-
-struct L2NormCall {
-  const void* input;
-  void* output;  // == input when in place
-  DType dtype;
-  std::int64_t rows;  // >= 1
-  std::int64_t dim;   // >= 1
-  RowLayout layout;
-  float eps;    // finite, >= 0
-  float scale;  // finite
-  bool scaled;  // scale != 1: apply the second, separately rounded multiply
-  EpsMode eps_mode;
-  // Largest of 16, 8, 4, 2 bytes (never below the element size) that divides both base
-  // addresses, every row stride in bytes and the row length in bytes. 16 selects the aligned
-  // (16-byte vector) variants; anything less selects the unaligned ones.
-  int vector_bytes;
-};
-
-// Offset in elements of row `row` under (sizes, strides); shared by both backends' host code.
-inline std::int64_t row_offset(const RowLayout& layout,
-                               const std::array<std::int64_t, kMaxOuterRank>& strides,
-                               std::int64_t row) {
-  std::int64_t offset = 0;
-  for (int i = layout.outer_rank - 1; i >= 0; --i) {
-    const std::int64_t size = layout.outer_sizes[std::size_t(i)];
-    offset += (row % size) * strides[std::size_t(i)];
-    row /= size;
-  }
-  return offset;
-}
-
-// One device's work queue, behind CommandEncoder.
+// One device's work queue, behind CommandEncoder. The CPU and CUDA backends derive from it
+// (cpu::Encoder, cuda::Encoder); an op's dispatch reaches the derived type by device kind.
 class EncoderImpl {
  public:
+  explicit EncoderImpl(Device device) : device_(device) {}
   virtual ~EncoderImpl() = default;
-  // Runs (CPU) or enqueues (CUDA) the call; returns the name of the variant it picked.
-  virtual std::string l2_norm(const L2NormCall& call) = 0;
-  // Blocks until every call so far has finished. (Ending a batch needs nothing from a backend:
-  // each call is run or enqueued as it is recorded.)
+  EncoderImpl(const EncoderImpl&) = delete;
+  EncoderImpl& operator=(const EncoderImpl&) = delete;
+
+  Device device() const noexcept { return device_; }
+  // Blocks until every dispatch so far has finished. (Ending a batch needs nothing from a backend:
+  // each dispatch is run or enqueued as it is recorded.)
   virtual void wait() = 0;
   virtual void* cuda_stream() const noexcept { return nullptr; }
+  // Whether kernels may be launched to overlap the previous kernel's tail (CUDA, sm_90+).
+  void set_launch_overlap(bool enabled) noexcept { launch_overlap_ = enabled; }
+  bool launch_overlap() const noexcept { return launch_overlap_; }
+
+ private:
+  Device device_;
+  bool launch_overlap_ = true;
 };
+
+// Tags that pick a backend's implementation of an op by argument-dependent lookup
+// (src/ops/dispatch.hpp).
+namespace cpu {
+struct Backend {};
+}  // namespace cpu
+namespace cuda {
+struct Backend {};
+}  // namespace cuda
 
 namespace cpu {
 std::unique_ptr<EncoderImpl> make_encoder();
@@ -87,7 +61,6 @@ void* allocate(int device_index, std::size_t bytes);
 void release(int device_index, void* pointer) noexcept;
 void copy_to_device(int device_index, void* destination, const void* source, std::size_t bytes);
 void copy_to_host(int device_index, void* destination, const void* source, std::size_t bytes);
-void prewarm_l2_norm(int device_index, DType dtype, std::int64_t dim, const L2NormOptions& options);
 }  // namespace cuda
 
 }  // namespace l2norm::detail

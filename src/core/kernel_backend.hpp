@@ -5,6 +5,7 @@
 // Error(unsupported) (src/cuda/unavailable.cpp).
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,8 +29,10 @@ std::vector<std::string> base_options(int arch);
 // Error(compile) carrying the compiler log and the options.
 std::vector<char> compile(const NamedSource& source, const std::vector<NamedSource>& headers,
                           const std::vector<std::string>& options);
-// Loads machine code on `device` and returns the kernel handle of `entry`. The module stays loaded
+// Loads machine code on `device` and returns the kernel handle of `entry`, with its dynamic shared
+// memory limit raised to `max_dynamic_shared_bytes` when that is not 0. The module stays loaded
 // for the life of the process: captured graphs may still refer to it.
-void* load(const Device& device, const std::vector<char>& binary, const std::string& entry);
+void* load(const Device& device, const std::vector<char>& binary, const std::string& entry,
+           std::size_t max_dynamic_shared_bytes);
 
 }  // namespace l2norm::detail::kernel_backend

@@ -165,22 +165,6 @@ std::string default_cache_dir() {
   return {};
 }
 
-}  // namespace
-
-struct KernelRegistry::State {
-  mutable std::mutex mutex;
-  std::map<std::string, std::string, std::less<>> sources;
-  std::optional<std::string> cache_dir_override;
-  // Keyed by "device index/cache key"; a pending future means a compile is in flight.
-  std::unordered_map<std::string, std::shared_future<void*>> kernels;
-  std::atomic<std::uint64_t> compiles{0};
-  std::atomic<std::uint64_t> memory_hits{0};
-  std::atomic<std::uint64_t> disk_hits{0};
-  std::atomic<std::uint64_t> disk_rejects{0};
-};
-
-namespace {
-
 // Everything one compile needs, and the key that names its result.
 struct PreparedCompile {
   detail::kernel_backend::NamedSource source;
@@ -189,16 +173,77 @@ struct PreparedCompile {
   CacheKey key;
 };
 
-PreparedCompile prepare(const KernelRegistry::State& state, const KernelSpec& spec, int arch) {
+// A kernel's compact identity (KernelRegistry::kernel(device, identity)): its type, its bytes and
+// the device.
+struct IdentityKey {
+  static constexpr std::size_t kMaxBytes = 64;
+  int device = 0;
+  const void* type = nullptr;
+  std::size_t size = 0;
+  std::array<std::byte, kMaxBytes> bytes{};
+
+  friend bool operator==(const IdentityKey&, const IdentityKey&) = default;
+};
+
+struct IdentityHash {
+  std::size_t operator()(const IdentityKey& key) const noexcept {
+    std::uint64_t hash = kFnvOffset ^ static_cast<std::uint64_t>(key.device);
+    hash = (hash ^ reinterpret_cast<std::uintptr_t>(key.type)) * kFnvPrime;
+    for (std::size_t i = 0; i < key.size; ++i) {
+      hash = (hash ^ static_cast<std::uint64_t>(key.bytes[i])) * kFnvPrime;
+    }
+    return static_cast<std::size_t>(hash);
+  }
+};
+
+IdentityKey identity_key(const Device& device, std::span<const std::byte> identity,
+                         const void* type) {
+  if (identity.size() > IdentityKey::kMaxBytes) {
+    throw Error(ErrorCode::invalid_argument,
+                "KernelRegistry: a kernel identity of " + std::to_string(identity.size()) +
+                    " bytes is longer than " + std::to_string(IdentityKey::kMaxBytes));
+  }
+  IdentityKey key;
+  key.device = device.index();
+  key.type = type;
+  key.size = identity.size();
+  std::copy(identity.begin(), identity.end(), key.bytes.begin());
+  return key;
+}
+
+}  // namespace
+
+class KernelRegistry::Impl {
+ public:
+  // The sources `spec` needs, its compile options for `arch`, and its cache key.
+  PreparedCompile prepare(const KernelSpec& spec, int arch) const;
+
+  mutable std::mutex mutex;
+  std::map<std::string, std::string, std::less<>> sources;
+  std::optional<std::string> cache_dir_override;
+  // The one cache of loaded kernels, keyed by "device index/cache key/attributes"; a pending
+  // future means a compile is in flight.
+  std::unordered_map<std::string, std::shared_future<void*>> kernels;
+  // An index into `kernels` by compact identity, so that a dispatch finds its loaded kernel
+  // without building a spec or hashing sources.
+  // Entries are added once their kernel is loaded.
+  std::unordered_map<IdentityKey, void*, IdentityHash> by_identity;
+  std::atomic<std::uint64_t> compiles{0};
+  std::atomic<std::uint64_t> memory_hits{0};
+  std::atomic<std::uint64_t> disk_hits{0};
+  std::atomic<std::uint64_t> disk_rejects{0};
+};
+
+PreparedCompile KernelRegistry::Impl::prepare(const KernelSpec& spec, int arch) const {
   PreparedCompile prepared;
   prepared.options = detail::kernel_backend::base_options(arch);
   for (const auto& define : spec.defines) prepared.options.push_back("-D" + define);
 
   std::set<std::string> closure;
   {
-    std::lock_guard lock(state.mutex);
-    const auto found = state.sources.find(spec.source);
-    if (found == state.sources.end()) {
+    std::lock_guard lock(mutex);
+    const auto found = sources.find(spec.source);
+    if (found == sources.end()) {
       throw Error(ErrorCode::invalid_argument,
                   "KernelRegistry: " + describe(spec) + " names an unregistered source");
     }
@@ -207,8 +252,8 @@ PreparedCompile prepare(const KernelRegistry::State& state, const KernelSpec& sp
     while (!pending.empty()) {
       const std::string name = std::move(pending.back());
       pending.pop_back();
-      const auto header = state.sources.find(name);
-      if (header == state.sources.end() || !closure.insert(name).second) continue;
+      const auto header = sources.find(name);
+      if (header == sources.end() || !closure.insert(name).second) continue;
       prepared.headers.push_back({header->first, header->second});
       for (auto& nested : quoted_includes(header->second)) pending.push_back(std::move(nested));
     }
@@ -231,25 +276,21 @@ PreparedCompile prepare(const KernelRegistry::State& state, const KernelSpec& sp
   return prepared;
 }
 
-}  // namespace
-
 KernelRegistry& KernelRegistry::global() {
   static KernelRegistry registry;
   return registry;
 }
 
-KernelRegistry::KernelRegistry() : state_(new State) {}
+KernelRegistry::KernelRegistry() : impl_(std::make_unique<Impl>()) {}
 
-KernelRegistry::~KernelRegistry() {
-  delete state_;
-}
+KernelRegistry::~KernelRegistry() = default;
 
 void KernelRegistry::register_source(std::string_view name, std::string_view source) {
   if (name.empty()) {
     throw Error(ErrorCode::invalid_argument, "KernelRegistry: a source needs a non-empty name");
   }
-  std::lock_guard lock(state_->mutex);
-  const auto [position, inserted] = state_->sources.try_emplace(std::string(name), source);
+  std::lock_guard lock(impl_->mutex);
+  const auto [position, inserted] = impl_->sources.try_emplace(std::string(name), source);
   if (!inserted && position->second != source) {
     throw Error(ErrorCode::invalid_argument, "KernelRegistry: source '" + std::string(name) +
                                                  "' is already registered with other text");
@@ -257,40 +298,41 @@ void KernelRegistry::register_source(std::string_view name, std::string_view sou
 }
 
 bool KernelRegistry::has_source(std::string_view name) const {
-  std::lock_guard lock(state_->mutex);
-  return state_->sources.find(name) != state_->sources.end();
+  std::lock_guard lock(impl_->mutex);
+  return impl_->sources.find(name) != impl_->sources.end();
 }
 
 std::vector<std::string> KernelRegistry::source_names() const {
-  std::lock_guard lock(state_->mutex);
+  std::lock_guard lock(impl_->mutex);
   std::vector<std::string> names;
-  for (const auto& entry : state_->sources) names.push_back(entry.first);
+  for (const auto& entry : impl_->sources) names.push_back(entry.first);
   return names;
 }
 
 std::string KernelRegistry::cache_dir() const {
-  std::lock_guard lock(state_->mutex);
-  return state_->cache_dir_override ? *state_->cache_dir_override : default_cache_dir();
+  std::lock_guard lock(impl_->mutex);
+  return impl_->cache_dir_override ? *impl_->cache_dir_override : default_cache_dir();
 }
 
 void KernelRegistry::set_cache_dir(std::string path) {
-  std::lock_guard lock(state_->mutex);
-  state_->cache_dir_override = std::move(path);
+  std::lock_guard lock(impl_->mutex);
+  impl_->cache_dir_override = std::move(path);
 }
 
 RegistryStats KernelRegistry::stats() const {
-  return {state_->compiles.load(), state_->memory_hits.load(), state_->disk_hits.load(),
-          state_->disk_rejects.load()};
+  return {impl_->compiles.load(), impl_->memory_hits.load(), impl_->disk_hits.load(),
+          impl_->disk_rejects.load()};
 }
 
 void KernelRegistry::clear_memory_cache() {
-  std::lock_guard lock(state_->mutex);
-  state_->kernels.clear();
+  std::lock_guard lock(impl_->mutex);
+  impl_->kernels.clear();
+  impl_->by_identity.clear();
 }
 
 std::vector<char> KernelRegistry::compile_for_arch(const KernelSpec& spec, int arch) {
-  const PreparedCompile prepared = prepare(*state_, spec, arch);
-  state_->compiles.fetch_add(1);
+  const PreparedCompile prepared = impl_->prepare(spec, arch);
+  impl_->compiles.fetch_add(1);
   return detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options);
 }
 
@@ -300,23 +342,25 @@ void* KernelRegistry::kernel(const Device& device, const KernelSpec& spec) {
                 "KernelRegistry: kernels run on CUDA devices, not on " + device.name());
   }
   const PreparedCompile prepared =
-      prepare(*state_, spec, detail::kernel_backend::device_arch(device));
-  const std::string memory_key = std::to_string(device.index()) + "/" + prepared.key.hex();
+      impl_->prepare(spec, detail::kernel_backend::device_arch(device));
+  // The attribute set at load is part of what the handle is, not of the binary.
+  const std::string memory_key = std::to_string(device.index()) + "/" + prepared.key.hex() + "/" +
+                                 std::to_string(spec.max_dynamic_shared_bytes);
 
   std::shared_future<void*> pending;
   std::promise<void*> promise;
   {
-    std::lock_guard lock(state_->mutex);
-    if (const auto found = state_->kernels.find(memory_key); found != state_->kernels.end()) {
-      state_->memory_hits.fetch_add(1);
+    std::lock_guard lock(impl_->mutex);
+    if (const auto found = impl_->kernels.find(memory_key); found != impl_->kernels.end()) {
+      impl_->memory_hits.fetch_add(1);
       pending = found->second;
     } else if (compile_disallowed) {
       throw Error(ErrorCode::unsupported,
                   "KernelRegistry: " + describe(spec) + " is not compiled for " + device.name() +
                       " and compiling is not allowed here (CUDA-graph capture or CompileGuard); "
-                      "call prewarm_l2_norm first");
+                      "prewarm the op's kernels before capturing");
     } else {
-      state_->kernels.emplace(memory_key, promise.get_future().share());
+      impl_->kernels.emplace(memory_key, promise.get_future().share());
     }
   }
   // Another thread owns this key's compile (or finished it): wait for its result.
@@ -330,24 +374,46 @@ void* KernelRegistry::kernel(const Device& device, const KernelSpec& spec) {
                     : std::filesystem::path(dir) / (prepared.key.hex() + ".cubin");
     const DiskRead disk = dir.empty() ? DiskRead::missing : read_entry(path, prepared.key, binary);
     if (disk == DiskRead::valid) {
-      state_->disk_hits.fetch_add(1);
+      impl_->disk_hits.fetch_add(1);
     } else {
-      if (disk == DiskRead::rejected) state_->disk_rejects.fetch_add(1);
-      state_->compiles.fetch_add(1);
+      if (disk == DiskRead::rejected) impl_->disk_rejects.fetch_add(1);
+      impl_->compiles.fetch_add(1);
       binary = detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options);
       if (!dir.empty()) write_entry(path, prepared.key, binary);
     }
-    void* const handle = detail::kernel_backend::load(device, binary, spec.entry);
+    void* const handle =
+        detail::kernel_backend::load(device, binary, spec.entry, spec.max_dynamic_shared_bytes);
     promise.set_value(handle);
     return handle;
   } catch (...) {
     {
-      std::lock_guard lock(state_->mutex);
-      state_->kernels.erase(memory_key);
+      std::lock_guard lock(impl_->mutex);
+      impl_->kernels.erase(memory_key);
     }
     promise.set_exception(std::current_exception());
     throw;
   }
+}
+
+void* KernelRegistry::find_by_identity(const Device& device, std::span<const std::byte> identity,
+                                       const void* type) const {
+  if (!device.is_cuda()) return nullptr;
+  const IdentityKey key = identity_key(device, identity, type);
+  std::lock_guard lock(impl_->mutex);
+  const auto found = impl_->by_identity.find(key);
+  if (found == impl_->by_identity.end()) return nullptr;
+  impl_->memory_hits.fetch_add(1);
+  return found->second;
+}
+
+void* KernelRegistry::kernel_by_identity(const Device& device, std::span<const std::byte> identity,
+                                         const void* type,
+                                         const std::function<KernelSpec()>& make_spec) {
+  if (void* const handle = find_by_identity(device, identity, type)) return handle;
+  void* const handle = kernel(device, make_spec());
+  std::lock_guard lock(impl_->mutex);
+  impl_->by_identity.emplace(identity_key(device, identity, type), handle);
+  return handle;
 }
 
 CompileGuard::CompileGuard() noexcept : previous_(compile_disallowed) {

@@ -1,4 +1,4 @@
-// The CPU l2_norm kernel (src/cpu/l2_norm_cpu.cpp), behind the CPU encoder.
+// The CPU implementation of l2_norm (src/cpu/l2_norm_cpu.cpp).
 #pragma once
 
 #include <cstddef>
@@ -6,12 +6,18 @@
 #include <string>
 
 #include "core/backend.hpp"
+#include "ops/l2_norm_call.hpp"
 
 namespace l2norm::detail::cpu {
 
 // Runs a validated call to completion on the calling thread and the pool; returns the variant name,
 // e.g. "cpu.l2_norm<bf16,add,scaled,streaming>".
 std::string run_l2_norm(const L2NormCall& call);
+
+// The op's entry on this backend (src/ops/dispatch.hpp): runs to completion before returning.
+inline std::string run(Backend, EncoderImpl&, const L2NormCall& call) {
+  return run_l2_norm(call);
+}
 
 // Jobs moving more bytes than this (input plus output; the last-level cache size) store their
 // output with non-temporal stores: it would not stay cached anyway, and streaming skips the read

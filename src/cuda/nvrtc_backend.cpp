@@ -64,7 +64,7 @@ std::string compiler_identity() {
 }
 
 int device_arch(const Device& device) {
-  return cuda::device_properties(device.index()).arch;
+  return cuda::device_caps(device.index()).arch;
 }
 
 std::vector<std::string> base_options(int arch) {
@@ -96,7 +96,8 @@ std::vector<char> compile(const NamedSource& source, const std::vector<NamedSour
   return cubin;
 }
 
-void* load(const Device& device, const std::vector<char>& binary, const std::string& entry) {
+void* load(const Device& device, const std::vector<char>& binary, const std::string& entry,
+           std::size_t max_dynamic_shared_bytes) {
   cuda::DeviceScope scope(device.index());
   cudaLibrary_t library = nullptr;
   cuda::check(
@@ -107,6 +108,12 @@ void* load(const Device& device, const std::vector<char>& binary, const std::str
   if (status != cudaSuccess) {
     cudaLibraryUnload(library);
     cuda::throw_cuda_error(status, "cudaLibraryGetKernel('" + entry + "')");
+  }
+  if (max_dynamic_shared_bytes > 0) {
+    cuda::check(
+        cudaKernelSetAttributeForDevice(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(max_dynamic_shared_bytes), device.index()),
+        "cudaKernelSetAttributeForDevice(MaxDynamicSharedMemorySize)");
   }
   return kernel;
 }

@@ -70,9 +70,9 @@ DeviceScope::~DeviceScope() {
   if (previous_ >= 0) cudaSetDevice(previous_);
 }
 
-const DeviceProperties& device_properties(int device_index) {
+const DeviceCaps& device_caps(int device_index) {
   static std::mutex mutex;
-  static std::array<std::unique_ptr<DeviceProperties>, 64> cache;
+  static std::array<std::unique_ptr<DeviceCaps>, 64> cache;
   if (device_index < 0 || device_index >= availability().device_count ||
       device_index >= static_cast<int>(cache.size())) {
     throw Error(ErrorCode::unsupported,
@@ -84,11 +84,12 @@ const DeviceProperties& device_properties(int device_index) {
   if (!slot) {
     cudaDeviceProp raw{};
     check(cudaGetDeviceProperties(&raw, device_index), "cudaGetDeviceProperties");
-    auto properties = std::make_unique<DeviceProperties>();
+    auto properties = std::make_unique<DeviceCaps>();
     properties->name = raw.name;
     properties->arch = raw.major * 10 + raw.minor;
     properties->multiprocessors = raw.multiProcessorCount;
     properties->max_blocks_per_multiprocessor = raw.maxBlocksPerMultiProcessor;
+    properties->max_threads_per_multiprocessor = raw.maxThreadsPerMultiProcessor;
     properties->shared_memory_per_block_optin = raw.sharedMemPerBlockOptin;
     properties->global_memory = raw.totalGlobalMem;
     properties->l2_cache_bytes = static_cast<std::size_t>(raw.l2CacheSize);
@@ -120,7 +121,7 @@ int device_count() noexcept {
 std::vector<DeviceInfo> devices() {
   std::vector<DeviceInfo> list;
   for (int index = 0; index < device_count(); ++index) {
-    const DeviceProperties& properties = device_properties(index);
+    const DeviceCaps& properties = device_caps(index);
     list.push_back({Device::cuda(index), properties.name + ", sm_" +
                                              std::to_string(properties.arch) + ", " +
                                              std::to_string(properties.multiprocessors) + " SMs, " +
@@ -130,7 +131,7 @@ std::vector<DeviceInfo> devices() {
 }
 
 void* allocate(int device_index, std::size_t bytes) {
-  device_properties(device_index);
+  device_caps(device_index);
   DeviceScope scope(device_index);
   void* pointer = nullptr;
   const cudaError_t status = cudaMalloc(&pointer, bytes == 0 ? 1 : bytes);

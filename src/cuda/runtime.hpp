@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <string>
 
+#include "cuda/device_caps.hpp"
+
 namespace l2norm::detail::cuda {
 
 // Throws Error(out_of_memory) for allocation failures, else Error(backend), naming `what` and the
@@ -29,17 +31,7 @@ class DeviceScope {
   int previous_ = -1;
 };
 
-struct DeviceProperties {
-  std::string name;
-  int arch = 0;  // major * 10 + minor
-  int multiprocessors = 0;
-  int max_blocks_per_multiprocessor = 0;
-  std::size_t shared_memory_per_block_optin = 0;  // the most one block may opt in to
-  std::size_t global_memory = 0;
-  std::size_t l2_cache_bytes = 0;
-};
-
 // Read once per device and cached. Throws Error(unsupported) for an index that does not exist.
-const DeviceProperties& device_properties(int device_index);
+const DeviceCaps& device_caps(int device_index);
 
 }  // namespace l2norm::detail::cuda

@@ -1,15 +1,15 @@
 # The CUDA backend, included by src/CMakeLists.txt when L2NORM_WITH_CUDA. Kernel sources are
 # embedded into a generated .cpp and compiled at run time by NVRTC; host code is plain C++ against
 # the static CUDA runtime and NVRTC.
+# The headers every kernel may include, then each op's own kernels (ops/ops.cmake).
 set(L2NORM_CUDA_KERNEL_FILES
   ${CMAKE_CURRENT_LIST_DIR}/kernels/element.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_args.cuh
-  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_rows.cuh
-  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_split.cuh
-  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_staged.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_policy.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/reduce.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/row_math.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/tiles.cuh
+  ${L2NORM_OP_KERNELS}
 )
 set(L2NORM_EMBEDDED_KERNELS ${PROJECT_BINARY_DIR}/generated/l2norm_cuda/embedded_kernels.cpp)
 string(REPLACE ";" "|" l2norm_kernel_inputs "${L2NORM_CUDA_KERNEL_FILES}")
@@ -23,7 +23,6 @@ add_custom_command(
 
 target_sources(l2norm PRIVATE
   cuda/encoder.cpp
-  cuda/l2_norm_variants.cpp
   cuda/nvrtc_backend.cpp
   cuda/runtime.cpp
   ${L2NORM_EMBEDDED_KERNELS}

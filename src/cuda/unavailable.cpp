@@ -55,10 +55,6 @@ void copy_to_host(int device_index, void*, const void*, std::size_t) {
   unsupported("copy from cuda:" + std::to_string(device_index));
 }
 
-void prewarm_l2_norm(int device_index, DType, std::int64_t, const L2NormOptions&) {
-  unsupported("prewarm_l2_norm on cuda:" + std::to_string(device_index));
-}
-
 }  // namespace cuda
 
 namespace kernel_backend {
@@ -80,7 +76,7 @@ std::vector<char> compile(const NamedSource& source, const std::vector<NamedSour
   unsupported("KernelRegistry: compiling '" + source.name + "'");
 }
 
-void* load(const Device& device, const std::vector<char>&, const std::string& entry) {
+void* load(const Device& device, const std::vector<char>&, const std::string& entry, std::size_t) {
   unsupported("KernelRegistry: loading '" + entry + "' on " + device.name());
 }
 

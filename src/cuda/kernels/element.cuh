@@ -3,11 +3,9 @@
 // subnormals are kept).
 #pragma once
 
-#define L2NORM_F32 0
-#define L2NORM_F16 1
-#define L2NORM_BF16 2
+#include "l2_norm_policy.cuh"
 
-#if L2NORM_DTYPE == L2NORM_F32
+#if L2NORM_DTYPE == L2NORM_DTYPE_F32
 #define L2NORM_ELEMENT_BYTES 4
 #else
 #define L2NORM_ELEMENT_BYTES 2
@@ -20,7 +18,7 @@ constexpr int kElementBytes = L2NORM_ELEMENT_BYTES;
 constexpr int kVec = L2NORM_VEC_BYTES / L2NORM_ELEMENT_BYTES;
 
 __device__ __forceinline__ float half_bits_to_float(unsigned short bits) {
-#if L2NORM_DTYPE == L2NORM_F16
+#if L2NORM_DTYPE == L2NORM_DTYPE_F16
   float value;
   asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
   return value;
@@ -31,7 +29,7 @@ __device__ __forceinline__ float half_bits_to_float(unsigned short bits) {
 
 __device__ __forceinline__ unsigned short float_to_half_bits(float value) {
   unsigned short bits;
-#if L2NORM_DTYPE == L2NORM_F16
+#if L2NORM_DTYPE == L2NORM_DTYPE_F16
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
 #else
   asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(value));
@@ -41,7 +39,7 @@ __device__ __forceinline__ unsigned short float_to_half_bits(float value) {
 
 // Rounds to the storage type and back: the value a store followed by a load would give.
 __device__ __forceinline__ float round_to_storage(float value) {
-#if L2NORM_DTYPE == L2NORM_F32
+#if L2NORM_DTYPE == L2NORM_DTYPE_F32
   return value;
 #else
   return half_bits_to_float(float_to_half_bits(value));
@@ -79,7 +77,7 @@ __device__ __forceinline__ void widen_vector(const raw_vector_t& raw, float* out
     const unsigned int* words = reinterpret_cast<const unsigned int*>(&raw);
 #pragma unroll
     for (int w = 0; w < kWords; ++w) {
-#if L2NORM_DTYPE == L2NORM_F32
+#if L2NORM_DTYPE == L2NORM_DTYPE_F32
       out[w] = __uint_as_float(words[w]);
 #else
       out[2 * w] = half_bits_to_float(static_cast<unsigned short>(words[w] & 0xffffu));
@@ -109,7 +107,7 @@ __device__ __forceinline__ void store_vector(void* base, long long offset, const
     unsigned int* words = reinterpret_cast<unsigned int*>(&raw);
 #pragma unroll
     for (int w = 0; w < kWords; ++w) {
-#if L2NORM_DTYPE == L2NORM_F32
+#if L2NORM_DTYPE == L2NORM_DTYPE_F32
       words[w] = __float_as_uint(in[w]);
 #else
       words[w] = static_cast<unsigned int>(float_to_half_bits(in[2 * w])) |

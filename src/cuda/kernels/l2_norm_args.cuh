@@ -2,17 +2,9 @@
 // kernels. Only fixed-size builtin types, so both compilers agree on the layout.
 #pragma once
 
+#include "l2_norm_policy.cuh"
+
 #define L2NORM_MAX_OUTER_RANK 3
-// Tiles (tiles.cuh) one block may hold on chip: the split kernel keeps 1 in registers and the rest
-// in shared memory (4 f32 or 8 16-bit tiles fit in the 227 KiB of an H100), the staged kernel all
-// of a row's in shared memory.
-#define L2NORM_MAX_TILES_PER_BLOCK 8
-// The most tiles an on-chip split row may have for every warp to sum its tile sums itself (two
-// warps' worth of lanes, l2_norm_split.cuh's warp_row_sum); the host picks that kernel by dim.
-#define L2NORM_WARP_ROW_SUM_TILES 64
-// Shared memory the staged kernel declares statically, at most: the host sizes the row's
-// dynamic shared memory around it without compiling the kernel first.
-#define L2NORM_STAGED_STATIC_SHARED_BYTES 2048
 
 struct L2NormArgs {
   const void* input;

@@ -14,9 +14,9 @@ constexpr int kBlockThreads = L2NORM_BLOCK_THREADS;
 constexpr int kRowsPerBlock = kBlockThreads / kThreadsPerRow;
 constexpr int kValues = kItems * kVec;
 constexpr int kScratch = kBlockThreads >= 32 ? kBlockThreads / 32 : 1;
-// Only the small-batch layout keeps one vector per thread (latency_variant in
-// l2_norm_variants.cpp); there latency counts and occupancy does not, so the kernel stores the
-// common result before the rare-path vote (see the kernel).
+// Only the small-batch layout keeps one vector per thread (the latency layout of
+// l2_norm_plan.cpp); there latency counts and occupancy does not, so the kernel stores the common
+// result before the rare-path vote (see the kernel).
 constexpr bool kStoreFirst = kItems == 1;
 static_assert(kBlockThreads % kThreadsPerRow == 0 && kBlockThreads % 32 == 0, "bad block shape");
 
@@ -111,8 +111,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
       // off the dependent chain; a rare row is then stored again, from x still in registers, with
       // its f64 scale. The same thread writes both, so the second wins, and nothing can observe
       // the first before the kernel ends. Keeping x and y live together costs registers, hence
-      // only here. H100, graph chains, 16 x 1: 32 x 128 bf16 1.14 -> 1.11 us, 2048 x 128
-      // 1.44 -> 1.39 (notes/cuda-perf.md v6).
+      // only here.
       scale_common(x, inverse, args.scale, y);
       if (active) store_row(args.output, offsets.output, vectors, lane, y);
       if (group_any<kThreadsPerRow>(rare)) {
@@ -128,7 +127,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
         rare_inverse = rare_row_inverse(x, args.eps, scratch_f64);
       }
       // One branch per row, not a choice per element: the common path never touches f64, which
-      // keeps the dependent chain short (notes/cuda-perf.md v6).
+      // keeps the dependent chain short.
       if (rare) {
         scale_rare(x, rare_inverse, args.scale, y);
       } else {

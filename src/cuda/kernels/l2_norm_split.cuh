@@ -17,7 +17,7 @@
 //
 // Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS (vectors per thread per tile),
 // L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED, L2NORM_SPLIT_ON_CHIP (1 on chip, 0
-// streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at most L2NORM_WARP_ROW_SUM_TILES
+// streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at most the policy's warp_row_sum_tiles
 // tiles, warp_row_sum).
 #include "tiles.cuh"
 
@@ -40,9 +40,8 @@ __device__ __forceinline__ void load_tile(const L2NormArgs& args, long long row_
 // bits of one word, an f64 partial in two words, its high half first); a reader polls each word
 // with relaxed loads until it carries the tag it expects. The value travels in the same
 // single-copy-atomic word as its tag, so no fence, atomic or barrier word is needed: a row's
-// blocks wait only for the partials themselves. (Against an arrival counter with acquire/release
-// atomics, H100, 8 x 1M f32: from the last block's tile sums to the last block knowing its row's
-// sum, 2.0 -> 0.9 us; notes/cuda-perf.md v8.)
+// blocks wait only for the partials themselves, which is faster than an arrival counter with
+// acquire/release atomics (docs/PERFORMANCE.md).
 //
 // Tags: every dispatch claims one per wave, all newer than any word already in the workspace,
 // from a counter word whose high 32 bits are the next tag and whose low 32 count the blocks that
@@ -113,19 +112,16 @@ __device__ __forceinline__ T await_partial(const unsigned long long* words, long
   }
 }
 
-// Rows of at most L2NORM_WARP_ROW_SUM_TILES tiles on chip (the host picks the kernel by dim): the
-// row's f32 sum from its `per_row` partials (from `words` on) is computed by every warp on its
-// own, in group_sum<kBlockThreads>'s order over "thread t holds partial t": lane l plays thread
-// 32w + l of the first kPolledWarps warps w, its loads in flight together, the butterflies give
-// those warps' totals, and warps_tree adds them to the other warps' zeros, so the bits are
+// Rows of at most kKernelPolicy.warp_row_sum_tiles tiles on chip (the host picks the kernel by
+// dim): the row's f32 sum from its `per_row` partials (from `words` on) is computed by every warp
+// on its own, in group_sum<kBlockThreads>'s order over "thread t holds partial t": lane l plays
+// thread 32w + l of the first kPolledWarps warps w, its loads in flight together, the butterflies
+// give those warps' totals, and warps_tree adds them to the other warps' zeros, so the bits are
 // group_sum's. The kernel then has no block reduction after the tile sums (no shared memory, no
-// barrier): each warp starts storing as soon as it has the sum. (H100, 8 x 1M f32 after the
-// bench's flush, one run: the block reduction 28.77-28.96 us; this 28.00-28.19; this with the
-// block reduction also compiled in, for longer rows, 28.83-28.86. In another run a general
-// version, rolled over pairs of warps, took 29.54-29.79 against the block reduction's
-// 28.80-28.83. notes/cuda-perf.md v10.)
-constexpr int kPolledWarps = L2NORM_WARP_ROW_SUM_TILES / 32;
-static_assert(L2NORM_WARP_ROW_SUM_TILES % 32 == 0 && kPolledWarps <= kWarps,
+// barrier): each warp starts storing as soon as it has the sum. It is a kernel of its own because
+// the gain holds only when no block reduction is compiled in beside it (docs/PERFORMANCE.md).
+constexpr int kPolledWarps = kKernelPolicy.warp_row_sum_tiles / 32;
+static_assert(kKernelPolicy.warp_row_sum_tiles % 32 == 0 && kPolledWarps <= kWarps,
               "the row's tile sums fill whole warps of lanes");
 
 __device__ __forceinline__ float warp_row_sum(const unsigned long long* words, long long per_row,
@@ -189,8 +185,8 @@ struct PartialLayout {
 template <typename T, typename ThreadSum, typename WhileWaiting>
 __device__ __forceinline__ T row_sum_of_squares(
     unsigned long long* partials, const PartialLayout& layout, const unsigned int& first_tag,
-    long long wave, long long slot, long long first_tile, long long end_tile, ThreadSum thread_sum,
-    WhileWaiting while_waiting, T* tile_scratch, T* row_scratch) {
+    long long wave, long long row_in_wave, long long first_tile, long long end_tile,
+    ThreadSum thread_sum, WhileWaiting while_waiting, T* tile_scratch, T* row_scratch) {
   unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kWordsPerPartial<T>;
   if constexpr (kOnChip) {
     const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, thread_sum, tile_scratch);
@@ -207,7 +203,7 @@ __device__ __forceinline__ T row_sum_of_squares(
   }
   while_waiting();
   // With at most kBlockThreads units, thread t holds unit t, as tiles.cuh's order asks.
-  const long long first_of_row = slot * layout.per_row;
+  const long long first_of_row = row_in_wave * layout.per_row;
   if constexpr (kOnChip && kRowSumInWarps && sizeof(T) == sizeof(float)) {
     (void)row_scratch;
     return warp_row_sum(base + first_of_row, layout.per_row, wave_tag(first_tag, wave));
@@ -225,17 +221,14 @@ __device__ __forceinline__ T row_sum_of_squares(
 // Writing a line allocates it in L2. Where L2 is full of dirty lines (other kernels' outputs),
 // that evicts one, and its write-back to memory then runs while memory would otherwise idle
 // instead of under the row's stores. The host asks only when input and output together exceed L2;
-// smaller ones may be resident already, and then the early writes only cost (64 x 65536 f32 run
-// back to back: 11.4-11.6 -> 11.8-12.1 us). 32 KiB per block, in item spans (kBlockThreads
+// smaller ones may be resident already, and then the early writes only cost. The policy's
+// early_output_bytes per block, in item spans (kBlockThreads
 // consecutive vectors, so that lines are written whole: a partly written line is first read from
 // memory) two items apart, from the first staged tile on (the second tile the block stores). In
 // place the bits written are the ones already there; the rare path reads staged tiles from shared
-// memory, and the register tile, which this leaves alone, from memory. H100, 8 x 1M f32 after the
-// bench's memset flush (notes/cuda-perf.md v10): none 29.28-29.57 us; as here, or spans 3-5 items
-// apart, 28.45-28.90; 40 KiB 28.64-28.74; 32 KiB in one piece 28.99-29.09, in the register tile
-// (stored first) 29.54-29.70, in the last tile 29.60-29.79; zeros written at the start, under the
-// loads, 29.70-32.16.
-constexpr int kEarlySpans = 32 * 1024 / (kBlockThreads * L2NORM_VEC_BYTES);
+// memory, and the register tile, which this leaves alone, from memory. The placement is the
+// measured best of those compared in docs/PERFORMANCE.md.
+constexpr int kEarlySpans = kKernelPolicy.early_output_bytes / (kBlockThreads * L2NORM_VEC_BYTES);
 constexpr int kEarlySpanStride = 2;
 
 __device__ __forceinline__ void write_early_lines(void* output, long long row_offset,
@@ -265,7 +258,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
   using namespace l2norm_kernels;
   // Per-warp totals of each of the block's tiles (on chip) or of one group_sum, and of the row's
   // group_sum.
-  constexpr int kScratch = kOnChip ? kWarps * L2NORM_MAX_TILES_PER_BLOCK : kWarps;
+  constexpr int kScratch = kOnChip ? kWarps * kKernelPolicy.max_tiles_per_block : kWarps;
   // Two, by wave parity, where the warps sum the row themselves: no barrier then follows the reads
   // of a wave's tile totals, and a warp writing the next wave's may pass a slower one still
   // reading; one two waves ahead would have passed the middle wave's tile-sum barrier, which
@@ -276,24 +269,28 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
   __shared__ float row_scratch_f32[kWarps];
   __shared__ double row_scratch_f64[kWarps];
   __shared__ unsigned int first_tag;
+  static_assert(sizeof(tile_scratch_f32) + sizeof(tile_scratch_f64) + sizeof(row_scratch_f32) +
+                        sizeof(row_scratch_f64) + sizeof(first_tag) <=
+                    kKernelPolicy.split_static_shared_bytes,
+                "the host reserves the policy's split_static_shared_bytes of static shared memory");
   extern __shared__ raw_vector_t staged[];
 
   const long long vectors = args.dim / kVec;
   const long long tiles = (vectors + kTileVectors - 1) / kTileVectors;
   // The grid fits 32 bits, and so does its 32-bit division.
   const auto blocks_per_row = static_cast<unsigned int>(split.blocks_per_row);
-  const long long slot = blockIdx.x / blocks_per_row;
+  const long long row_in_wave = blockIdx.x / blocks_per_row;
   const long long segment = blockIdx.x % blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
   PartialLayout layout;
   layout.per_row = kOnChip ? tiles : split.blocks_per_row;
-  layout.first_own = slot * layout.per_row + (kOnChip ? first_tile : segment);
+  layout.first_own = row_in_wave * layout.per_row + (kOnChip ? first_tile : segment);
   layout.parity_stride = split.rows_per_wave * layout.per_row;
 
   float x[kValues];
   for (long long wave = 0; wave < split.waves; ++wave) {
-    const long long row = wave * split.rows_per_wave + slot;
+    const long long row = wave * split.rows_per_wave + row_in_wave;
     // Uniform over the row's blocks: they leave together and nobody waits for them.
     if (row >= args.rows) break;
     const RowOffsets offsets = row_offsets(args, row);
@@ -301,16 +298,13 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     // On chip, the segment's first tile is loaded into registers and the others are staged by
     // cp.async one at a time, in order, each summed as it lands, under the loads of the next: only
     // the last tile's sum waits for the last load. At the start the register tile and the first
-    // staged tile are in flight together. (H100, 8 x 1M f32 after the bench's flush, one machine:
-    // 30.18 us with the register tile last, 29.28-29.41 with it first, 29.60-29.70 keeping two
-    // staged tiles in flight; all of a block's loads at once were slower still, notes/cuda-perf.md
-    // v8 and v9.) One call site each for the register loads and the staging: a second one cost
-    // NVRTC about 10 % of this kernel's compile time.
+    // staged tile are in flight together. One call site each for the register loads and the
+    // staging keeps NVRTC's compile time down.
     if constexpr (kOnChip) load_tile(args, offsets.input, first_tile, vectors, x);
     if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split);
 
     // Where staged tile `tile` (after the first) lives.
-    const auto slot_of = [&](long long tile) {
+    const auto staged_tile_at = [&](long long tile) {
       return staged + (tile - first_tile - 1) * kTileVectors;
     };
     // A tile's values: on chip from registers or shared memory, streamed from memory again.
@@ -321,7 +315,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
 #pragma unroll
         for (int i = 0; i < kValues; ++i) out[i] = x[i];
       } else {
-        read_staged_tile(slot_of(tile), out);
+        read_staged_tile(staged_tile_at(tile), out);
       }
     };
     // The first pass over the tiles: a staged tile waits for its own landing (the only copies in
@@ -330,7 +324,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
       if constexpr (kOnChip) {
         if (tile > first_tile) wait_for_staged_tiles();
         if (tile + 1 < end_tile) {
-          stage_tile(args.input, offsets.input, tile + 1, vectors, slot_of(tile + 1));
+          stage_tile(args.input, offsets.input, tile + 1, vectors, staged_tile_at(tile + 1));
         }
       }
       values(tile, out);
@@ -339,14 +333,14 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     // (this block writes its tiles only after the row's sum, so even in place the input is intact).
     const auto vector_at = [&](long long tile, int item, float* out) {
       if (kOnChip && tile != first_tile) {
-        read_staged_vector(slot_of(tile), item, out);
+        read_staged_vector(staged_tile_at(tile), item, out);
       } else {
         load_tile_vector<false>(args.input, offsets.input, tile, vectors, item, out);
       }
     };
 
     const float sum = row_sum_of_squares(
-        split.partial_f32, layout, first_tag, wave, slot, first_tile, end_tile,
+        split.partial_f32, layout, first_tag, wave, row_in_wave, first_tile, end_tile,
         [&](long long tile) { return thread_sum_of_squares(tile, landing_values); },
         [&] {
           if (kOnChip && split.early_lines) {
@@ -356,7 +350,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
         tile_scratch_f32 + (wave % kScratchCopies) * kScratch, row_scratch_f32);
     const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
       return row_sum_of_squares(
-          split.partial_f64, layout, first_tag, wave, slot, first_tile, end_tile,
+          split.partial_f64, layout, first_tag, wave, row_in_wave, first_tile, end_tile,
           [&](long long tile) { return rare_thread_sum_of_squares(tile, vector_at); }, [] {},
           tile_scratch_f64, row_scratch_f64);
     });

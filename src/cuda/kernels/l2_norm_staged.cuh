@@ -1,8 +1,8 @@
 // l2_norm_staged: rows longer than the rows kernel takes but short enough for one block's shared
-// memory (on an H100: up to 3 f32 or 7 16-bit tiles of 16384 elements). One block per row, the
-// whole row staged in dynamic shared memory by cp.async with evict-first (memory is read once and
-// written once), summed in tiles.cuh's order, so a row gets the bits the split kernel would give
-// it. No other block is waited for: blocks start and finish on their own, several to a
+// memory (with 227 KiB of it: up to 3 f32 or 7 16-bit tiles of 16384 elements). One block per row,
+// the whole row staged in dynamic shared memory by cp.async with evict-first (memory is read once
+// and written once), summed in tiles.cuh's order, so a row gets the bits the split kernel would
+// give it. No other block is waited for: blocks start and finish on their own, several to a
 // multiprocessor, so one block's stores run under another's loads. The dispatcher picks it for
 // batches of at least one row per multiprocessor; with fewer rows the split kernel spreads each
 // row over more multiprocessors.
@@ -16,14 +16,15 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 2)
   using namespace l2norm_kernels;
   // Per-warp totals of each tile, then group_sum's per-warp totals of the row: separate, since
   // the row's group_sum starts while other threads may still read the tiles' totals.
-  __shared__ float tile_scratch_f32[kWarps * L2NORM_MAX_TILES_PER_BLOCK];
-  __shared__ double tile_scratch_f64[kWarps * L2NORM_MAX_TILES_PER_BLOCK];
+  __shared__ float tile_scratch_f32[kWarps * kKernelPolicy.max_tiles_per_block];
+  __shared__ double tile_scratch_f64[kWarps * kKernelPolicy.max_tiles_per_block];
   __shared__ float row_scratch_f32[kWarps];
   __shared__ double row_scratch_f64[kWarps];
-  static_assert(sizeof(tile_scratch_f32) + sizeof(tile_scratch_f64) + sizeof(row_scratch_f32) +
-                        sizeof(row_scratch_f64) <=
-                    L2NORM_STAGED_STATIC_SHARED_BYTES,
-                "the host reserves L2NORM_STAGED_STATIC_SHARED_BYTES of static shared memory");
+  static_assert(
+      sizeof(tile_scratch_f32) + sizeof(tile_scratch_f64) + sizeof(row_scratch_f32) +
+              sizeof(row_scratch_f64) <=
+          kKernelPolicy.staged_static_shared_bytes,
+      "the host reserves the policy's staged_static_shared_bytes of static shared memory");
   extern __shared__ raw_vector_t staged[];
 
   const long long vectors = args.dim / kVec;

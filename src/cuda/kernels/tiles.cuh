@@ -54,8 +54,7 @@ __device__ __forceinline__ unsigned long long evict_first_policy() {
 
 // load_vector for data a kernel reads exactly once: the line is the first to leave L2, so it
 // recycles the input's own lines instead of evicting other dirty data, whose write-back would share
-// DRAM with the reads (H100, 8 x 1M f32 after a memset flush: all tiles loaded at 19.4 -> 16.4 us,
-// notes/cuda-perf.md v5).
+// DRAM with the reads.
 __device__ __forceinline__ void load_vector_read_once(const void* base, long long offset,
                                                       float* out) {
 #if L2NORM_ASYNC_STAGING
@@ -165,8 +164,7 @@ __device__ __forceinline__ float thread_sum_of_squares(long long tile, Values va
 // over one vector at a time from `vector_at(tile, item, out)`: the thread's vector `item` of
 // `tile`, zero past the row's end, read from where a run-time index reaches it (shared memory, or
 // memory again for a tile the common path holds in registers). Rows that hardly ever occur then
-// cost little code and few registers: the staged kernel's rare-path spills went away
-// (notes/cuda-perf.md v9).
+// cost little code and few registers, and no register spills.
 static_assert(kVec <= 8 && kValues % 8 == 0, "the rare path sums chunks of eight values");
 constexpr int kRareChunkVectors = 8 / kVec;
 
@@ -210,13 +208,12 @@ __device__ __forceinline__ double rare_thread_sum_of_squares(long long tile, Vec
   return sum;
 }
 
-// The sums of squares of tiles first_tile .. end_tile - 1 (at most
-// L2NORM_MAX_TILES_PER_BLOCK), in T (f32, or f64 for the rare path): thread t returns tile
+// The sums of squares of tiles first_tile .. end_tile - 1 (at most the policy's
+// max_tiles_per_block), in T (f32, or f64 for the rare path): thread t returns tile
 // first_tile + t's sum (others return zero). `thread_sum(tile)` gives the thread's sum of a tile;
 // `scratch` holds kWarps values per tile. Each tile gets group_sum's warp butterfly as it is read
 // and, after one block barrier for all tiles, its cross-warp tree from thread t: group_sum's order
-// with one barrier instead of two per tile (H100, 8 x 1M f32: the per-tile sums took about 1.2 us
-// more than one sum for the whole block; notes/cuda-perf.md v7).
+// with one barrier instead of two per tile.
 template <typename T, typename ThreadSum>
 __device__ __forceinline__ T tile_sums_of_squares(long long first_tile, long long end_tile,
                                                   ThreadSum thread_sum, T* scratch) {

@@ -1,0 +1,107 @@
+// The l2_norm planner: a pure function from a validated call and a device's capabilities to the
+// kernel variant and its launch shape. No CUDA calls, so it is tested without a GPU
+// (tests/cuda/l2_norm_plan_test.cpp) on written-out device descriptions.
+//
+// Kernels: rows of up to max_threads_per_row * rows_values_per_thread elements run in the rows
+// kernel (one group of threads per row, in registers). Longer rows run staged (one block per row,
+// the row in shared memory) when one block holds the row and the batch has a row for every
+// multiprocessor, else split over co-resident blocks: on chip (each block keeps its segment in
+// registers and shared memory: one read of memory) when the row fits the co-resident blocks, else
+// streamed (the scaling pass reads the row again, mostly from L2). A row's sum order depends on
+// dim and the vector width alone (staged and on-chip rows share the tiles.cuh order), so the row
+// count may choose between layouts without changing a bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cuda/device_caps.hpp"
+#include "cuda/kernels/l2_norm_args.cuh"
+#include "l2norm/dtype.hpp"
+#include "l2norm/ops.hpp"
+#include "l2norm/registry.hpp"
+#include "ops/l2_norm_call.hpp"
+
+namespace l2norm::detail::cuda {
+
+enum class KernelKind : std::int32_t { rows, staged, split_on_chip, split_streamed };
+
+// One compiled l2_norm kernel: everything its spec depends on, and nothing else. Its bytes are its
+// identity in the kernel registry (no padding).
+struct L2NormVariant {
+  KernelKind kind;
+  DType dtype;
+  bool clamp;   // EpsMode::clamp
+  bool scaled;  // the second, separately rounded multiply
+  // Split on chip, rows of at most the policy's warp_row_sum_tiles tiles: every warp sums the
+  // row's tile sums itself, with no block reduction (kernels/l2_norm_split.cuh, warp_row_sum).
+  bool row_sum_in_warps;
+  std::int32_t vector_bytes;     // 16: aligned 16-byte vectors; 8, 4, 2: the unaligned variants
+  std::int32_t threads_per_row;  // staged and split: the whole block
+  std::int32_t items;            // vectors per thread (staged and split: per tile)
+  std::int32_t block_threads;
+  // The launch attribute set on the kernel when it is loaded (0: the default).
+  std::int32_t max_dynamic_shared_bytes;
+
+  EpsMode eps_mode() const { return clamp ? EpsMode::clamp : EpsMode::add; }
+  int vector_elements() const { return vector_bytes / static_cast<int>(dtype_size(dtype)); }
+  // Staged and split: the bytes of one tile (kernels/tiles.cuh).
+  std::size_t tile_bytes() const;
+  KernelSpec spec() const;
+  // e.g. "l2_norm_rows<bf16,v16,8x2,add>"
+  std::string name() const;
+  // The same tile layout, dtype, vector width and options in another long-row kernel.
+  L2NormVariant with_kind(KernelKind other) const;
+
+  friend bool operator==(const L2NormVariant&, const L2NormVariant&) = default;
+};
+static_assert(std::has_unique_object_representations_v<L2NormVariant>);
+
+// The split kernel's grid: rows cut into blocks_per_row segments of tiles_per_block tiles,
+// rows_per_wave rows at once, in `waves` waves (L2NormSplitArgs).
+struct L2NormSplitShape {
+  std::int64_t blocks_per_row = 0;
+  std::int64_t tiles_per_block = 0;
+  std::int64_t rows_per_wave = 0;
+  std::int64_t waves = 0;
+  bool early_lines = false;
+};
+
+struct L2NormPlan {
+  L2NormVariant variant;
+  std::int64_t grid = 0;
+  std::int32_t block = 0;
+  std::size_t dynamic_shared_bytes = 0;
+  bool cooperative = false;   // the split kernels: all blocks co-resident
+  bool programmatic = false;  // may overlap the previous kernel's tail
+  L2NormSplitShape split;     // split kernels only
+};
+
+// The plan of `call` on a device with `caps`.
+L2NormPlan plan_l2_norm(const L2NormCall& call, const DeviceCaps& caps);
+
+// The variants prewarm_l2_norm loads on a device with `caps`: every one a call of this dtype, dim
+// and options may pick there, whatever its pointers, strides and row count.
+std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, std::int64_t dim, EpsMode eps_mode,
+                                                    bool scaled, const DeviceCaps& caps);
+// Every layout of this dtype, dim and options for every vector width the dim allows, on any
+// device (long dims: the staged and both split kernels); max_dynamic_shared_bytes is 0.
+std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
+                                                bool scaled);
+// Every variant a plan can ever name (for the compile-everything test).
+std::vector<L2NormVariant> all_l2_norm_variants();
+
+// Tiles of a staged or split row of `dim` elements.
+std::int64_t row_tiles(const L2NormVariant& variant, std::int64_t dim);
+// The longest row the rows kernel takes.
+std::int64_t max_rows_kernel_dim(const DeviceCaps& caps);
+// The split kernel's workspace on a device: one slot per block that can be resident there, and
+// per slot and wave parity one word for an f32 partial sum and two for an f64 one, then the tag
+// counter word.
+std::int64_t split_workspace_slots(const DeviceCaps& caps);
+std::size_t split_workspace_bytes(const DeviceCaps& caps);
+
+}  // namespace l2norm::detail::cuda

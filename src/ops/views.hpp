@@ -1,0 +1,50 @@
+// The view checks every op shares, and what a validated view pair becomes for the backends. Each
+// check throws Error(invalid_argument) with a message that starts with the op's name and names
+// the offending values: "l2_norm: input last-dim stride is 2, must be 1 (strides [256, 2])".
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "l2norm/device.hpp"
+#include "l2norm/dtype.hpp"
+#include "l2norm/tensor.hpp"
+#include "ops/rows.hpp"
+
+namespace l2norm::detail {
+
+[[noreturn]] void invalid_argument(std::string_view op, const std::string& message);
+std::string format_dims(std::span<const std::int64_t> values);
+std::string format_float(float value);
+
+struct NamedDevice {
+  std::string_view name;
+  Device device;
+};
+// Every tensor lives on the first one's device, and that is the encoder's.
+void check_devices(std::string_view op, std::span<const NamedDevice> tensors,
+                   const Device& encoder_device);
+// f32, f16 or bf16.
+void check_dtype(std::string_view op, std::string_view name, DType dtype);
+void check_same_shape(std::string_view op, std::string_view a_name, const TensorView& a,
+                      std::string_view b_name, const TensorView& b);
+// A non-empty view the kernels can walk: non-negative strides, a unit stride in the last
+// dimension (unless it has one element), an element-aligned pointer.
+void check_walkable(std::string_view op, std::string_view name, const TensorView& view);
+// Rows of a view that is written must not share memory with each other.
+void check_rows_disjoint(std::string_view op, std::string_view name, const TensorView& view);
+// `written` must not overlap `read` unless both are the same view (in place).
+void check_no_overlap(std::string_view op, std::string_view read_name, const TensorView& read,
+                      std::string_view written_name, const TensorView& written);
+
+// Merges leading dims that are contiguous with each other in both views (same shape), dropping
+// size-1 dims, so that packed tensors reach the backends as a single (rows, row stride) pair.
+RowLayout row_layout(const TensorView& input, const TensorView& output);
+// The widest vector (16, 8, 4 or 2 bytes, never below the element size) with which every row of
+// both views can be read and written: it divides the base addresses, every row stride and the row
+// length, all in bytes.
+int vector_bytes(const TensorView& input, const TensorView& output, const RowLayout& layout);
+
+}  // namespace l2norm::detail
