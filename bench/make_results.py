@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+"""Writes bench/RESULTS.md from the output folder of a device run.
+
+    python3 bench/make_results.py OUT_DIR [--cpu CPU_BENCH_OUTPUT] [--cpu-machine TEXT]
+                                  [--commit HASH] [-o bench/RESULTS.md]
+
+OUT_DIR is what bench/device_run.sh wrote into $OUT: summary.md (its first line names the run's
+date, card and driver), tests.log, sanitizer.log, bench.md (l2norm-bench's tables) and peers.md
+(bench/peers.py's table). A piece that is missing is reported as not run. CPU_BENCH_OUTPUT is the
+output of l2norm-bench-cpu, as JSON (--benchmark_format=json or --benchmark_out) or as its console
+table; with repetitions the median rows are used. Standard library only.
+"""
+
+import argparse
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+METHOD = """\
+Ratio = time of a device-to-device `cudaMemcpyAsync` of the same bytes / time of the op, both
+measured in the same run (1.00 = at the memory floor). Shapes moving more bytes than L2 holds: L2
+flushed (a memset of four times its size, 200 MiB on an H100) before each of 30 runs, median.
+Smaller shapes: a CUDA graph of 200 dispatches captured back to back on one stream (a chain: each
+l2_norm kernel node follows the previous one; the copy rows are a chain of 200 memcpy nodes)
+replayed 20 times, median per dispatch. On sm_90 the encoder launches the rows kernel with
+programmatic stream serialization, so in such a chain each kernel's launch overlaps its
+predecessor (it still waits for the predecessor's completion before touching memory); a dispatch
+that follows a non-kernel node, or stands alone, gets no such overlap. eps = 1e-6, add mode, no
+scale. The first table's shapes after the eleven target shapes (long rows in large batches: the
+split kernel in waves, and the staged kernel, one block per row) and the strided table (q sliced
+out of a fused qkv projection, tokens x 16 heads x 128, token stride 3 x 16 x 128, into a
+contiguous buffer; the copy is a plain copy of as many bytes) go beyond the targets. Cold first
+calls: each variant compiled three times with an empty disk cache (and NVRTC's own cache off),
+the median and the range. Design decisions behind these figures: docs/PERFORMANCE.md."""
+
+# The shapes the targets name (bench/peers.py's list), and the targets themselves.
+TARGET_SHAPES = [
+    "32 x 128 bf16", "2048 x 128 bf16", "65536 x 128 bf16", "524288 x 128 bf16",
+    "524288 x 128 f32", "1000000 x 768 f32", "100000 x 4096 bf16", "65536 x 100 f32",
+    "4096 x 1000 bf16", "64 x 65536 f32", "8 x 1048576 f32",
+]
+LARGE_SHAPE_MIB = 64.0
+LARGE_SHAPE_RATIO = 0.95
+DECODE_FACTOR = 1.2
+HOST_MARGIN_US = 1.0
+COLD_MS = 500.0
+WARM_MS = 20.0
+
+NOT_RUN = "not run"
+WIDTH = 100
+
+
+def prose(text):
+    """A paragraph wrapped as the repository's documents are."""
+    return textwrap.fill(" ".join(text.split()), WIDTH, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def read_text(path):
+    """The file's text, or None when it does not exist."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+def split_row(line):
+    """The cells of one markdown table row."""
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def number(text):
+    """The first number in a cell ("1.14x", "0.960", "138.0 - 174.0"), or None."""
+    match = re.search(r"-?\d+(?:\.\d+)?", text or "")
+    return float(match.group()) if match else None
+
+
+class Table:
+    def __init__(self, lines):
+        self.lines = lines
+        self.header = split_row(lines[0])
+        self.rows = [split_row(line) for line in lines[2:]] if len(lines) > 2 else []
+
+    def kind(self):
+        first = self.header[0].lower() if self.header else ""
+        for prefix, kind in (("shape", "main"), ("strided", "strided"), ("decode", "decode"),
+                             ("host time", "host"), ("variant", "compiles")):
+            if first.startswith(prefix):
+                return kind
+        return "other"
+
+    def column(self, *names):
+        """Index of the first column whose header starts with one of `names`, or None."""
+        for index, title in enumerate(self.header):
+            if any(title.lower().startswith(name) for name in names):
+                return index
+        return None
+
+    def markdown(self):
+        return "\n".join(line.strip() for line in self.lines)
+
+
+def parse_blocks(text):
+    """Markdown tables, '# ' title lines and other non-empty lines of a tool's output, in order."""
+    tables, titles, others = [], [], []
+    current = []
+    for line in (text or "").splitlines() + [""]:
+        if line.lstrip().startswith("|"):
+            current.append(line)
+            continue
+        if current:
+            if len(current) >= 2 and set(current[1].replace("|", "").strip()) <= set("-: "):
+                tables.append(Table(current))
+            else:
+                others.extend(current)
+            current = []
+        stripped = line.strip()
+        if stripped.startswith("# "):
+            titles.append(stripped[2:])
+        elif stripped:
+            others.append(stripped)
+    return tables, titles, others
+
+
+class DeviceRun:
+    def __init__(self, folder):
+        folder = Path(folder)
+        self.summary = read_text(folder / "summary.md")
+        self.tests_log = read_text(folder / "tests.log")
+        self.sanitizer_log = read_text(folder / "sanitizer.log")
+        self.bench = read_text(folder / "bench.md")
+        self.peers = read_text(folder / "peers.md")
+        self.summary_lines = [line for line in (self.summary or "").splitlines() if line.strip()]
+        self.stamp, self.card, self.driver = None, None, None
+        if self.summary_lines:
+            match = re.match(r"#\s*device run\s+(\S+):\s+(.*)$", self.summary_lines[0])
+            if match:
+                self.stamp = match.group(1)
+                card = match.group(2).strip()
+                name, _, driver = card.rpartition(",")
+                if name and re.fullmatch(r"\s*[\d.]+\s*", driver):
+                    self.card, self.driver = name.strip(), driver.strip()
+                else:
+                    self.card = card
+        self.bench_tables, bench_titles, self.bench_other = parse_blocks(self.bench)
+        self.card_details = None
+        for title in bench_titles:
+            match = re.match(r"l2norm-bench on (.*?)\s*(\(.*\))?$", title)
+            if match:
+                self.card = self.card or match.group(1)
+                self.card_details = match.group(2)
+        self.peer_tables, peer_titles, peer_other = parse_blocks(self.peers)
+        self.peers_title = next((t for t in peer_titles if t.startswith("peers on")), None)
+        self.peer_failures = [line[4:-3].strip() for line in peer_other
+                              if line.startswith("<!--") and line.endswith("-->")]
+
+    def stage_line(self, prefix):
+        return next((line for line in self.summary_lines if line.startswith(prefix)), None)
+
+    def stage_rc(self, prefix):
+        line = self.stage_line(prefix)
+        match = re.search(r"rc=(\d+)", line or "")
+        return int(match.group(1)) if match else None
+
+    def bench_table(self, kind):
+        return next((table for table in self.bench_tables if table.kind() == kind), None)
+
+
+def failed_tests(tests_log):
+    """The list CTest prints after 'The following tests FAILED:'."""
+    if not tests_log or "The following tests FAILED:" not in tests_log:
+        return []
+    after = tests_log.split("The following tests FAILED:", 1)[1].splitlines()[1:]
+    failed = []
+    for line in after:
+        if not line.strip() or line.startswith("Errors while running CTest"):
+            break
+        failed.append(line.strip())
+    return failed
+
+
+def checks_section(run):
+    out = ["## Tests and sanitizers in the same run"]
+    if not run.summary_lines:
+        out.append(f"Tests: {NOT_RUN} (no summary.md). Sanitizers: {NOT_RUN}.")
+        return out
+    out += ["```"] + run.summary_lines + ["```"]
+    notes = []
+    if run.stage_line("ctest:") is None:
+        notes.append(f"Tests: {NOT_RUN}.")
+    if run.stage_line("sanitizer ") is None:
+        notes.append(f"Sanitizers: {NOT_RUN}.")
+    failed = failed_tests(run.tests_log)
+    if failed:
+        notes.append("Failed tests (tests.log): " + "; ".join(failed) + ".")
+    if notes:
+        out += [""] + [" ".join(notes)]
+    return out
+
+
+def bench_section(run):
+    out = ["## l2norm (`l2norm-bench`)"]
+    rc = run.stage_rc("bench:")
+    if not run.bench or not run.bench.strip():
+        reason = f"l2norm-bench exited with rc={rc}" if rc else "no bench.md"
+        out.append(f"{NOT_RUN} ({reason}).")
+        return out
+    if rc:
+        out.append(f"l2norm-bench exited with rc={rc}; what it printed before that follows.")
+        out.append("")
+    captions = {
+        "main": None,
+        "strided": None,
+        "decode": "What programmatic dependent launch buys: the variant the encoder picks, "
+                  "launched directly in a chain of 200 kernel nodes plainly and with programmatic "
+                  "stream serialization, beside the copy chain and the encoder's own dispatches.",
+        "host": "Host time per dispatch, against a bare `cudaLaunchKernel` of an empty kernel "
+                "(batches of 200 alternating, GPU drained before each).",
+        "compiles": "First call per variant: cold = an NVRTC compile and load with an empty disk "
+                    "cache, warm = a disk-cache read and load.",
+        "other": None,
+    }
+    lines_used = set()
+    for table in run.bench_tables:
+        caption = captions.get(table.kind())
+        if caption:
+            out += [prose(caption), ""]
+        out += [table.markdown(), ""]
+        if table.kind() == "decode":
+            for line in run.bench_other:
+                if line.startswith("empty kernel node chain"):
+                    out += [line, ""]
+                    lines_used.add(line)
+        if table.kind() == "compiles":
+            for line in run.bench_other:
+                if line.startswith(("machine up", "registry:")):
+                    out += [line, ""]
+                    lines_used.add(line)
+    rest = [line for line in run.bench_other if line not in lines_used]
+    if rest:
+        out += ["Other output of l2norm-bench:", "```"] + rest + ["```", ""]
+    if not run.bench_tables:
+        out += [f"No tables in bench.md ({NOT_RUN}).", ""]
+    return out[:-1] if out[-1] == "" else out
+
+
+def peers_section(run):
+    title = "## Peers (`bench/peers.py`, same run, same card, same method)"
+    rc = run.stage_rc("peers:")
+    if not run.peer_tables:
+        reason = f"peers.py exited with rc={rc}" if rc else "no peers.md"
+        return [title, f"{NOT_RUN} ({reason})."]
+    out = [title]
+    if run.peers_title:
+        out.append(f"{run.peers_title[0].upper()}{run.peers_title[1:]}.")
+    out += [prose("F.normalize, and the seed formula `x / sqrt(sum(x*x) + eps)` eager and under "
+                  "torch.compile; each ratio is against the copy measured in the peers' own "
+                  "process."), ""]
+    for table in run.peer_tables:
+        out += [table.markdown(), ""]
+    if rc:
+        out += [f"peers.py exited with rc={rc}.", ""]
+    if run.peer_failures:
+        out += ["Peers that could not run a shape: " + "; ".join(run.peer_failures) + ".", ""]
+    return out[:-1]
+
+
+def targets_section(run):
+    out = ["## Against the targets", "| target | result |", "|---|---|"]
+    main = run.bench_table("main")
+    if main:
+        shape, mib, ratio = main.column("shape"), main.column("mib"), main.column("ratio")
+        large = [row for row in main.rows
+                 if row[shape] in TARGET_SHAPES and (number(row[mib]) or 0) >= LARGE_SHAPE_MIB]
+        low = [row for row in large if (number(row[ratio]) or 0) < LARGE_SHAPE_RATIO]
+        ratios = [number(row[ratio]) for row in large]
+        if not large:
+            result = "no target shape in bench.md"
+        else:
+            result = (f"{'missed' if low else 'met'}: {min(ratios):.3f} .. {max(ratios):.3f} over "
+                      f"{len(large)} shapes")
+            if low:
+                result += "; below: " + ", ".join(f"{row[shape]} {row[ratio]}" for row in low)
+    else:
+        result = NOT_RUN
+    out.append(f"| ratio >= {LARGE_SHAPE_RATIO} on every target shape moving >= "
+               f"{LARGE_SHAPE_MIB:.0f} MiB | {result} |")
+
+    decode = run.bench_table("decode")
+    if decode and decode.rows:
+        shape, factor = decode.column("decode"), decode.column("encoder /")
+        values = [(row[shape], number(row[factor])) for row in decode.rows]
+        over = [name for name, value in values if value is None or value > DECODE_FACTOR]
+        result = (f"{'missed' if over else 'met'}: "
+                  + ", ".join(f"{value:.2f}x ({name})" for name, value in values if value))
+    else:
+        result = NOT_RUN
+    out.append(f"| decode shapes within {DECODE_FACTOR}x of the copy's time | {result} |")
+
+    host = run.bench_table("host")
+    if host and len(host.rows) >= 2:
+        empty, op = number(host.rows[0][1]), number(host.rows[1][1])
+        met = empty is not None and op is not None and op - empty <= HOST_MARGIN_US
+        result = f"{'met' if met else 'missed'}: {op:.2f} us vs {empty:.2f} us"
+    else:
+        result = NOT_RUN
+    out.append(f"| host time per dispatch within {HOST_MARGIN_US:.0f} us of an empty-kernel "
+               f"launch | {result} |")
+
+    compiles = run.bench_table("compiles")
+    if compiles and compiles.rows:
+        cold, warm = compiles.column("cold first"), compiles.column("warm")
+        colds = [number(row[cold]) for row in compiles.rows]
+        warms = [number(row[warm]) for row in compiles.rows]
+        met = max(colds) <= COLD_MS and max(warms) <= WARM_MS
+        result = (f"{'met' if met else 'missed'}: cold medians {min(colds):.1f}-{max(colds):.1f} "
+                  f"ms, warm {min(warms):.2f}-{max(warms):.2f} ms")
+        range_column = compiles.column("cold range")
+        if range_column is not None:
+            highs = [number(row[range_column].split("-")[-1]) for row in compiles.rows]
+            over = sum(1 for high in highs if high is not None and high > COLD_MS)
+            if over:
+                result += (f"; {over} of {len(highs)} variants had a single compile over "
+                           f"{COLD_MS:.0f} ms")
+    else:
+        result = NOT_RUN
+    out.append(f"| cold first call <= {COLD_MS:.0f} ms per variant (median of three), warm <= "
+               f"{WARM_MS:.0f} ms | {result} |")
+    return out
+
+
+SUFFIXES = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def parse_cpu_bench(text):
+    """{benchmark name: {counter: value, 'label': str}} from l2norm-bench-cpu's JSON or console
+    output; with repetitions, the median rows."""
+    runs = {}
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        entries = document.get("benchmarks", [])
+        for entry in entries:
+            aggregate = entry.get("aggregate_name")
+            if entry.get("run_type") == "aggregate" and aggregate != "median":
+                continue
+            name = entry.get("run_name") or entry.get("name", "")
+            if aggregate is None and any(e.get("aggregate_name") == "median" and
+                                         e.get("run_name") == name for e in entries):
+                continue
+            values = {key: value for key, value in entry.items() if isinstance(value, (int, float))}
+            values["label"] = entry.get("label", "")
+            runs.setdefault(name, []).append(values)
+        context = document.get("context", {})
+    else:
+        context = {}
+        for line in text.splitlines():
+            match = re.match(r"(l2_norm/\S+?)(_median|_mean|_stddev|_cv)?\s+\d", line)
+            if not match or match.group(2) in ("_mean", "_stddev", "_cv"):
+                continue
+            values = {key: float(value) * SUFFIXES.get(suffix, 1.0) for key, value, suffix in
+                      re.findall(r"(\w+)=(-?\d+(?:\.\d+)?)([kMGTmun]?)(?:/s)?\b", line)}
+            label = re.search(r"(\d+ threads)", line)
+            values["label"] = label.group(1) if label else ""
+            values["median"] = match.group(2) == "_median"
+            runs.setdefault(match.group(1), []).append(values)
+        for name, values in runs.items():
+            medians = [v for v in values if v.pop("median")]
+            runs[name] = medians or values
+    result = {}
+    for name, values in runs.items():
+        merged = dict(values[0])
+        for key in ("copy_GBps", "ours_GBps", "ratio"):
+            samples = sorted(v[key] for v in values if key in v)
+            if samples:
+                merged[key] = samples[len(samples) // 2]
+        result[name] = merged
+    return result, context
+
+
+def cpu_shape(name):
+    """'l2_norm/f32/131072x512/manual_time' -> ('131072 x 512 f32', input MiB)."""
+    match = re.match(r"l2_norm/(\w+)/(\d+)x(\d+)", name)
+    if not match:
+        return name, None
+    dtype, rows, dim = match.group(1), int(match.group(2)), int(match.group(3))
+    size = {"f32": 4, "f16": 2, "bf16": 2}.get(dtype, 4)
+    return f"{rows} x {dim} {dtype}", rows * dim * size / (1 << 20)
+
+
+def cpu_section(path, machine):
+    title = "## CPU (`l2norm-bench-cpu`)"
+    if path is None:
+        return [title, f"{NOT_RUN} (no CPU bench output given)."]
+    text = read_text(path)
+    if text is None:
+        return [title, f"{NOT_RUN} ({path} does not exist)."]
+    runs, context = parse_cpu_bench(text)
+    if not runs:
+        return [title, f"{NOT_RUN} (no l2_norm benchmark in {path})."]
+    labels = sorted({values.get("label", "") for values in runs.values()} - {""})
+    repetitions = {int(values["repetitions"]) for values in runs.values()
+                   if values.get("repetitions", 1) > 1}
+    if repetitions:
+        labels.append(f"median of {max(repetitions)} repetitions")
+    where = machine or (f"{context['num_cpus']} CPUs" if "num_cpus" in context else "the machine")
+    when = f", {context['date']}" if context.get("date") else ""
+    out = [title,
+           prose(f"{where}{when}{', ' + ', '.join(labels) if labels else ''}. The copy is the "
+                 "faster of one memcpy and one memcpy per thread over the same bytes, timed in "
+                 "the same iteration as the op; ratio = l2norm GB/s / copy GB/s (above 1 where "
+                 "the op's non-temporal stores beat memcpy's)."),
+           "",
+           "| shape | MiB in | copy GB/s | l2norm GB/s | ratio |",
+           "|---|---|---|---|---|"]
+    for name, values in runs.items():
+        shape, mib = cpu_shape(name)
+        cells = [f"{values[key]:.1f}" if key in values else "n/a" for key in ("copy_GBps",
+                                                                             "ours_GBps")]
+        ratio = f"{values['ratio']:.2f}" if "ratio" in values else "n/a"
+        mib_text = f"{mib:.0f}" if mib is not None else "n/a"
+        out.append(f"| {shape} | {mib_text} | {cells[0]} | {cells[1]} | {ratio} |")
+    return out
+
+
+def header(run, commit):
+    card = run.card or "unknown card (summary.md has no device line)"
+    if run.card_details:
+        card += f" {run.card_details}"
+    if run.driver:
+        card += f", driver {run.driver}"
+    stages = [name for name, prefix in (("build", "build:"), ("tests", "ctest:"),
+                                        ("sanitize", "sanitizer "), ("bench", "bench:"),
+                                        ("peers", "peers:"))
+              if run.stage_line(prefix) is not None]
+    line = f"Card: {card}. Run: {run.stamp or 'date unknown'}"
+    if commit:
+        line += f", on the tree of commit {commit}"
+    line += f". Stages run: {' '.join(stages) if stages else 'none recorded'}."
+    return ["# l2norm benchmark results", "",
+            prose("Generated by `bench/make_results.py` from the output of `bench/device_run.sh`; "
+                  "regenerate rather than edit."), "", prose(line), "", prose("Method. " + METHOD)]
+
+
+def render(out_dir, cpu=None, cpu_machine=None, commit=None):
+    run = DeviceRun(out_dir)
+    sections = [header(run, commit), checks_section(run), bench_section(run),
+                peers_section(run), cpu_section(cpu, cpu_machine), targets_section(run)]
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", help="the folder bench/device_run.sh wrote ($OUT)")
+    parser.add_argument("--cpu", help="l2norm-bench-cpu output (JSON or console)")
+    parser.add_argument("--cpu-machine", help="how to name the CPU machine in the CPU section")
+    parser.add_argument("--commit", help="the commit whose tree the device run built")
+    parser.add_argument("-o", "--output", help="write here instead of standard output")
+    args = parser.parse_args(argv)
+    if not Path(args.out_dir).is_dir():
+        parser.error(f"{args.out_dir} is not a folder")
+    text = render(args.out_dir, args.cpu, args.cpu_machine, args.commit)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
