@@ -47,6 +47,7 @@ outputs:  chosen by OUT's extension. .npy keeps the input's shape; bf16 is writt
 options:
   -o, --output OUT       output path (.npy or .fvecs); must not be IN
   --eps E                added to the sum of squares (add) or the norm's floor (clamp); default 1e-6
+                         (a finite f32: 0, or between about 1.4e-45 and 3.4e38)
   --eps-mode add|clamp   where eps goes; default add
   --scale S              multiply the normalized rows by S; default 1
   --device D             auto (cuda:0 when usable, else cpu), cpu, cuda or cuda:N; default auto
@@ -58,8 +59,10 @@ options:
 
 The same dtype in and out is computed in that dtype; otherwise the input is widened exactly to
 f32, normalized and rounded once to the output type. OUT appears only when everything
-succeeded: the result is written to a temporary file beside OUT and renamed into place. On
-an error or an interrupt (exit 130) neither OUT nor a temporary file is left.
+succeeded: the result is written to an unnamed file in OUT's folder (O_TMPFILE; a named
+temporary beside OUT where the file system lacks it) and linked or renamed into place. On an
+error or a signal (SIGINT, SIGTERM, SIGHUP, ...: exit 130) neither OUT nor a temporary file is
+left, and an existing OUT is unchanged; a replaced OUT keeps its mode.
 )";
 
 constexpr const char* kStatsHelp = R"(usage: l2norm stats FILE [--in-dtype f32|f16|bf16]
