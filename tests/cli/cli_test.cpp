@@ -2,6 +2,7 @@
 // exit statuses, one-line errors, and that failures and interrupts leave no output behind.
 #include <gtest/gtest.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +76,30 @@ RunResult wait_for(pid_t pid, const TempFolder& logs) {
   return result;
 }
 
+// Waits at most `seconds`; a child still running then is killed and reported as status -1.
+RunResult wait_with_deadline(pid_t pid, const TempFolder& logs, int seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  int wait_status = 0;
+  RunResult result;
+  while (true) {
+    const pid_t done = ::waitpid(pid, &wait_status, WNOHANG);
+    if (done == pid) {
+      result.status =
+          WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+      break;
+    }
+    if (done < 0 || std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &wait_status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  result.out = text_of(logs.file("stdout.log"));
+  result.err = text_of(logs.file("stderr.log"));
+  return result;
+}
+
 // Runs the binary with `arguments`; logs go to their own folder so data folders stay clean.
 RunResult run_cli(const std::vector<std::string>& arguments) {
   const TempFolder logs;
@@ -116,6 +141,28 @@ HostTensor as_tensor(const LoadedArray& array, DType dtype) {
   HostTensor tensor(dtype, array.values.size() / dtype_size(dtype));
   std::memcpy(tensor.data(), array.values.data(), array.values.size());
   return tensor;
+}
+
+// True once process `pid` holds open a file in `folder` other than `input_name`: its output,
+// named or not (an O_TMPFILE file shows as "FOLDER/#INODE (deleted)" under /proc/PID/fd).
+bool writes_output(pid_t pid, const TempFolder& folder, const std::string& input_name) {
+  const std::string prefix = folder.path().string() + "/";
+  std::error_code error;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", error)) {
+    const std::filesystem::path target = std::filesystem::read_symlink(entry.path(), error);
+    if (error) continue;
+    const std::string name = target.string();
+    if (name.rfind(prefix, 0) == 0 && name != prefix + input_name) return true;
+  }
+  return false;
+}
+
+bool supports_unnamed_files(const TempFolder& folder) {
+  const int fd = ::open(folder.path().c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
 }
 
 bool has_temporary(const TempFolder& folder) {
@@ -369,11 +416,8 @@ TEST(Cli, MissingOutputFolderIsExitOne) {
   expect_one_error_line(result, folder.file("missing/out.npy"), "temporary file");
 }
 
-class CliInterrupt : public ::testing::TestWithParam<int> {};
-
-TEST_P(CliInterrupt, StopsCleansUpAndExits130) {
-  const TempFolder folder;
-  const TempFolder logs;
+// Starts a normalize run long enough to be interrupted and returns once it is writing its output.
+pid_t start_long_run(const TempFolder& folder, const TempFolder& logs) {
   const std::int64_t rows = 400000, dim = 16;
   write_npy(folder.file("in.npy"), testing::random_tensor(DType::f32, rows * dim, 2), {rows, dim},
             ElementType::f32);
@@ -382,18 +426,167 @@ TEST_P(CliInterrupt, StopsCleansUpAndExits130) {
                            folder.file("out.npy"), "--chunk-size", "1", "--device", "cpu"},
                           logs);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!has_temporary(folder) && std::chrono::steady_clock::now() < deadline) {
+  while (!writes_output(pid, folder, "in.npy") && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  ASSERT_TRUE(has_temporary(folder)) << "the run never started writing";
+  EXPECT_TRUE(writes_output(pid, folder, "in.npy")) << "the run never started writing";
+  return pid;
+}
+
+class CliInterrupt : public ::testing::TestWithParam<int> {};
+
+// Every catchable termination signal (a closed terminal sends SIGHUP) stops the run, removes
+// the temporary output and exits 130.
+TEST_P(CliInterrupt, StopsCleansUpAndExits130) {
+  const TempFolder folder;
+  const TempFolder logs;
+  const pid_t pid = start_long_run(folder, logs);
   ::kill(pid, GetParam());
-  const RunResult result = wait_for(pid, logs);
+  const RunResult result = wait_with_deadline(pid, logs, 20);
   EXPECT_EQ(result.status, 130) << result.err;
-  EXPECT_NE(result.err.find("interrupted"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("interrupted by SIG"), std::string::npos) << result.err;
   EXPECT_EQ(folder.entries(), std::vector<std::string>{"in.npy"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Signals, CliInterrupt, ::testing::Values(SIGINT, SIGTERM));
+INSTANTIATE_TEST_SUITE_P(Signals, CliInterrupt,
+                         ::testing::Values(SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+                                           SIGALRM, SIGPIPE, SIGRTMIN));
+
+// SIGKILL cannot be caught; with an unnamed (O_TMPFILE) output there is nothing to clean up.
+TEST(Cli, SigkillLeavesNoTemporaryWhereOTmpfileWorks) {
+  const TempFolder folder;
+  if (!supports_unnamed_files(folder)) GTEST_SKIP() << "no O_TMPFILE on " << folder.path();
+  const TempFolder logs;
+  const pid_t pid = start_long_run(folder, logs);
+  ::kill(pid, SIGKILL);
+  const RunResult result = wait_with_deadline(pid, logs, 20);
+  EXPECT_EQ(result.status, 128 + SIGKILL);
+  EXPECT_EQ(folder.entries(), std::vector<std::string>{"in.npy"});
+}
+
+// open() of a FIFO waits for a writer unless O_NONBLOCK; the tool must refuse it at once.
+TEST(Cli, FifoInputWithoutAWriterFailsAtOnce) {
+  const TempFolder folder;
+  const TempFolder logs;
+  ASSERT_EQ(::mkfifo(folder.file("in.npy").c_str(), 0600), 0);
+  for (const char* command : {"normalize", "stats"}) {
+    std::vector<std::string> argv = {L2NORM_CLI_PATH, command, folder.file("in.npy")};
+    if (std::string(command) == "normalize") argv.insert(argv.end(), {"-o", folder.file("o.npy")});
+    const RunResult result = wait_with_deadline(spawn(argv, logs), logs, 10);
+    EXPECT_EQ(result.status, 1) << command << " hung or failed otherwise: " << result.err;
+    expect_one_error_line(result, folder.file("in.npy"), "not a regular file");
+  }
+  EXPECT_EQ(folder.entries(), std::vector<std::string>{"in.npy"});
+}
+
+// NAME_MAX is 255 bytes: an OUT of that length is valid and its temporary must fit too.
+TEST(Cli, LongOutputNameWorks) {
+  const TempFolder folder;
+  write_file(folder.file("in.fvecs"), testing::fvecs_image({{3, 4}}));
+  const std::string out = folder.file(std::string(251 - 4, 'o') + ".npy");
+  for (int pass = 0; pass < 2; ++pass) {  // absent, then replaced
+    const RunResult result = run_cli({"normalize", folder.file("in.fvecs"), "-o", out, "-q"});
+    EXPECT_EQ(result.status, 0) << result.err;
+  }
+  EXPECT_EQ(load(out).info.shape, (std::vector<std::int64_t>{1, 2}));
+  EXPECT_EQ(folder.entries().size(), 2u);
+}
+
+// Header bytes are quoted with non-printable bytes escaped and at most about 80 of them shown.
+TEST(Cli, ErrorsQuoteHeaderBytesEscapedAndShort) {
+  const TempFolder folder;
+  const std::string escape = folder.file("escape.npy");
+  write_file(escape, testing::npy_image(
+                         1, 0, "{'descr': '\x1b[31m', 'fortran_order': False, 'shape': (2,)}", 0));
+  const RunResult colored = run_cli({"normalize", escape, "-o", folder.file("out.npy")});
+  EXPECT_EQ(colored.status, 2);
+  expect_one_error_line(colored, escape, "unsupported descr '\\x1b[31m'");
+  EXPECT_EQ(colored.err.find('\x1b'), std::string::npos) << colored.err;
+
+  const std::string huge = folder.file("huge.npy");
+  write_file(huge, testing::npy_image(2, 0,
+                                      "{'descr': '" + std::string(900000, 'A') +
+                                          "', 'fortran_order': False, 'shape': (2,)}",
+                                      0));
+  const RunResult flood = run_cli({"stats", huge});
+  EXPECT_EQ(flood.status, 2);
+  expect_one_error_line(flood, huge, "(900000 bytes)");
+  EXPECT_LT(flood.err.size(), huge.size() + 400) << flood.err.size();
+
+  const std::string shape = folder.file("shape.npy");
+  std::string dims;
+  for (int i = 0; i < 100000; ++i) dims += "1, ";
+  write_file(shape,
+             testing::npy_image(
+                 2, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "0)}", 0));
+  const RunResult long_shape = run_cli({"stats", shape});
+  EXPECT_EQ(long_shape.status, 2);
+  expect_one_error_line(long_shape, shape, "(100001 dimensions)");
+  EXPECT_LT(long_shape.err.size(), shape.size() + 400) << long_shape.err.size();
+}
+
+TEST(Cli, EpsOutsideF32RangeIsSaidSo) {
+  for (const char* big : {"1e39", "3.5e38", "-1e39"}) {
+    const RunResult result = run_cli({"normalize", "a.npy", "-o", "b.npy", "--eps", big});
+    EXPECT_EQ(result.status, 2);
+    EXPECT_NE(result.err.find("out of f32 range"), std::string::npos) << result.err;
+  }
+  const RunResult tiny = run_cli({"normalize", "a.npy", "-o", "b.npy", "--scale", "1e-50"});
+  EXPECT_EQ(tiny.status, 2);
+  EXPECT_NE(tiny.err.find("--scale: 1e-50 is nonzero but below the smallest f32"),
+            std::string::npos)
+      << tiny.err;
+  const TempFolder folder;
+  write_file(folder.file("in.fvecs"), testing::fvecs_image({{3, 4}}));
+  for (const char* fine : {"0", "1e-45", "3.4e38"}) {
+    const RunResult result = run_cli({"normalize", folder.file("in.fvecs"), "-o",
+                                      folder.file("out.fvecs"), "--eps", fine, "-q"});
+    EXPECT_EQ(result.status, 0) << fine << ": " << result.err;
+  }
+}
+
+TEST(Cli, OutputDirectoryIsRefusedBeforeAnyWork) {
+  const TempFolder folder;
+  write_file(folder.file("in.fvecs"), testing::fvecs_image({{3, 4}}));
+  std::filesystem::create_directory(folder.file("out.npy"));
+  const RunResult result =
+      run_cli({"normalize", folder.file("in.fvecs"), "-o", folder.file("out.npy")});
+  EXPECT_EQ(result.status, 2);
+  expect_one_error_line(result, folder.file("out.npy"), "is a directory");
+  EXPECT_EQ(folder.entries(), (std::vector<std::string>{"in.fvecs", "out.npy"}));
+}
+
+TEST(Cli, ReplacingAReadOnlyOutputKeepsItsMode) {
+  const TempFolder folder;
+  write_file(folder.file("in.fvecs"), testing::fvecs_image({{3, 4}}));
+  write_file(folder.file("out.npy"), testing::as_bytes("old"));
+  ASSERT_EQ(::chmod(folder.file("out.npy").c_str(), 0444), 0);
+  const RunResult result =
+      run_cli({"normalize", folder.file("in.fvecs"), "-o", folder.file("out.npy"), "-q"});
+  EXPECT_EQ(result.status, 0) << result.err;
+  struct stat info {};
+  ASSERT_EQ(::stat(folder.file("out.npy").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0444u);
+  EXPECT_EQ(load(folder.file("out.npy")).info.shape, (std::vector<std::int64_t>{1, 2}));
+}
+
+TEST(Cli, StatsOfRowsThatAreAllNonFinite) {
+  const TempFolder folder;
+  write_file(folder.file("nan.fvecs"), testing::fvecs_image({{NAN, 1}, {INFINITY, 0}}));
+  const RunResult none = run_cli({"stats", folder.file("nan.fvecs")});
+  EXPECT_EQ(none.status, 0) << none.err;
+  EXPECT_NE(none.out.find("row L2 norm: none finite (all 2 rows hold NaN or Inf)"),
+            std::string::npos)
+      << none.out;
+  EXPECT_EQ(none.out.find("min 0"), std::string::npos) << none.out;
+
+  write_file(folder.file("some.fvecs"), testing::fvecs_image({{NAN, 1}, {3, 4}, {0, 2}}));
+  const RunResult some = run_cli({"stats", folder.file("some.fvecs")});
+  EXPECT_EQ(some.status, 0) << some.err;
+  EXPECT_NE(some.out.find("min 2  max 5  mean 3.5"), std::string::npos) << some.out;
+  EXPECT_NE(some.out.find("over the 2 finite rows"), std::string::npos) << some.out;
+  EXPECT_NE(some.out.find("rows with NaN or Inf: 1"), std::string::npos) << some.out;
+}
 
 TEST(Cli, StatsShowsUnitNormsAfterNormalize) {
   const TempFolder folder;

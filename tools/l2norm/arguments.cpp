@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 namespace l2norm::cli {
@@ -46,6 +47,7 @@ outputs:  chosen by OUT's extension. .npy keeps the input's shape; bf16 is writt
 options:
   -o, --output OUT       output path (.npy or .fvecs); must not be IN
   --eps E                added to the sum of squares (add) or the norm's floor (clamp); default 1e-6
+                         (a finite f32: 0, or between about 1.4e-45 and 3.4e38)
   --eps-mode add|clamp   where eps goes; default add
   --scale S              multiply the normalized rows by S; default 1
   --device D             auto (cuda:0 when usable, else cpu), cpu, cuda or cuda:N; default auto
@@ -57,8 +59,10 @@ options:
 
 The same dtype in and out is computed in that dtype; otherwise the input is widened exactly to
 f32, normalized and rounded once to the output type. OUT appears only when everything
-succeeded: the result is written to a temporary file beside OUT and renamed into place. On
-an error or an interrupt (exit 130) neither OUT nor a temporary file is left.
+succeeded: the result is written to an unnamed file in OUT's folder (O_TMPFILE; a named
+temporary beside OUT where the file system lacks it) and linked or renamed into place. On an
+error or a signal (SIGINT, SIGTERM, SIGHUP, ...: exit 130) neither OUT nor a temporary file is
+left, and an existing OUT is unchanged; a replaced OUT keeps its mode.
 )";
 
 constexpr const char* kStatsHelp = R"(usage: l2norm stats FILE [--in-dtype f32|f16|bf16]
@@ -122,11 +126,28 @@ class ArgumentWalker {
   Option option_;
 };
 
+// A finite f32. A well-formed number outside f32's range is told apart from text that is not a
+// number: one too large for f32, and a nonzero one too small (it would silently become 0).
 float parse_float(const ArgumentWalker& walker, const std::string& text) {
   float value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+  const char* const last = text.data() + text.size();
+  const auto [end, error] = std::from_chars(text.data(), last, value);
+  if (text.empty() || end != last ||
+      (error != std::errc() && error != std::errc::result_out_of_range)) {
     walker.fail(walker.name() + ": '" + text + "' is not a number");
+  }
+  if (error == std::errc::result_out_of_range) {
+    // The text is a well-formed number. strtod (C locale: the tool never sets one) gives its
+    // value, HUGE_VAL past double's range or 0 below it, so |wide| < 1 means too small for f32.
+    const double wide = std::strtod(text.c_str(), nullptr);
+    const bool underflows = std::fabs(wide) < 1;
+    if (underflows) {
+      walker.fail(walker.name() + ": " + text +
+                  " is nonzero but below the smallest f32 magnitude (about 1.4e-45) and would be "
+                  "0; pass 0 if 0 is meant");
+    }
+    walker.fail(walker.name() + ": " + text +
+                " is out of f32 range (largest finite magnitude about 3.4028235e38)");
   }
   if (!std::isfinite(value)) walker.fail(walker.name() + ": " + text + " is not finite");
   return value;

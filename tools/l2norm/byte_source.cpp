@@ -22,7 +22,9 @@ Error io_error(const std::string& name, const std::string& what, int error_numbe
 }  // namespace
 
 FileSource::FileSource(std::string path) : path_(std::move(path)) {
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK keeps open() from waiting for a writer when the path is a FIFO; a regular file
+  // ignores it, and it is cleared once the file is known to be regular.
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd_ < 0) throw io_error(path_, "cannot open for reading", errno);
   struct stat info {};
   if (::fstat(fd_, &info) != 0) {
@@ -32,7 +34,16 @@ FileSource::FileSource(std::string path) : path_(std::move(path)) {
   }
   if (!S_ISREG(info.st_mode)) {
     ::close(fd_);
-    throw Error(ErrorCode::io, path_ + ": not a regular file");
+    throw Error(ErrorCode::io, path_ + (S_ISDIR(info.st_mode) ? ": is a directory, not a file"
+                                                              : ": not a regular file (a FIFO, "
+                                                                "socket or device cannot be read "
+                                                                "by offset)"));
+  }
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    const int error_number = errno;
+    ::close(fd_);
+    throw io_error(path_, "cannot clear O_NONBLOCK", error_number);
   }
   size_ = static_cast<std::uint64_t>(info.st_size);
 }

@@ -1,9 +1,13 @@
 // The l2norm command-line tool: normalize, stats, info. Maps failures to exit statuses: 1 for I/O
-// and device failures, 2 for bad usage and malformed input, 130 after SIGINT/SIGTERM.
+// and device failures, 2 for bad usage and malformed input, 130 after any caught termination
+// signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGALRM, ...).
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <new>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "arguments.hpp"
@@ -22,21 +26,78 @@ constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
 
 std::atomic<bool> stop_requested{false};
+std::atomic<int> stop_signal{0};
 static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free int");
 
-extern "C" void request_stop(int) {
+// Every signal whose default action ends the process and that can be caught. Each one only
+// raises the stop flag: the pipeline sees it within its poll interval, removes the temporary
+// output and the process exits 130, so no signal but SIGKILL ends a run without cleaning up.
+// SIGXFSZ is not here: it is ignored so that a file-size limit is a failed write (exit 1).
+constexpr int kStopSignals[] = {SIGHUP,    SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM,
+                                SIGVTALRM, SIGPROF, SIGPIPE, SIGXCPU, SIGIO,   SIGPWR,  SIGSTKFLT};
+
+extern "C" void request_stop(int signal_number) {
+  int none = 0;
+  stop_signal.compare_exchange_strong(none, signal_number);
   stop_requested.store(true);
 }
 
+// Runs first in main(). The signals are unblocked once their handler is in place, so a parent
+// that started the tool with them blocked (to close the window before main) gets them handled.
 void install_signal_handlers() {
   struct sigaction action {};
   action.sa_handler = request_stop;
   sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  // No SA_RESTART: a blocking system call returns EINTR, and main() reports any failure that
+  // follows a stop request as the interruption it is.
+  action.sa_flags = 0;
+  sigset_t handled;
+  sigemptyset(&handled);
+  const auto handle = [&](int signal_number) {
+    sigaction(signal_number, &action, nullptr);
+    sigaddset(&handled, signal_number);
+  };
+  for (const int signal_number : kStopSignals) handle(signal_number);
+  for (int signal_number = SIGRTMIN; signal_number <= SIGRTMAX; ++signal_number) {
+    handle(signal_number);
+  }
+  sigprocmask(SIG_UNBLOCK, &handled, nullptr);
   // Past a file-size limit, write() should fail with EFBIG (and the output be cleaned up) rather
   // than the process be killed with a half-written temporary file left behind.
   std::signal(SIGXFSZ, SIG_IGN);
+}
+
+// A message for the terminal, on one line: control characters (ESC, newline, ...) that a path or
+// an argument may hold are written as \xNN. Text quoted from a file is already escaped and cut
+// short where the message is made (io::quote_for_message).
+std::string printable(std::string_view message) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(message.size());
+  for (const char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void print_error(std::string_view message) {
+  std::fprintf(stderr, "l2norm: error: %s\n", printable(message).c_str());
+}
+
+int report_interrupted() {
+  const int signal_number = stop_signal.load();
+  const char* name = sigabbrev_np(signal_number);
+  std::fprintf(stderr, "l2norm: interrupted by SIG%s; no output was written\n",
+               name != nullptr ? name : std::to_string(signal_number).c_str());
+  return kExitInterrupted;
 }
 
 void print_summary(const NormalizeCommand& command, const NormalizeSummary& summary) {
@@ -72,10 +133,19 @@ int run_stats(const StatsCommand& command) {
               std::string(io::element_name(info.layout.element)).c_str(),
               static_cast<long long>(info.layout.rows), static_cast<long long>(info.layout.dim));
   if (info.layout.rows == 0) return 0;
-  std::printf("row L2 norm: min %.9g  max %.9g  mean %.9g  (first row %.9g)\n", stats.min_norm,
+  if (stats.finite_rows == 0) {
+    std::printf("row L2 norm: none finite (all %lld rows hold NaN or Inf)\n",
+                static_cast<long long>(stats.nonfinite_rows));
+    return 0;
+  }
+  std::printf("row L2 norm: min %.9g  max %.9g  mean %.9g  (first row %.9g)", stats.min_norm,
               stats.max_norm, stats.mean_norm, stats.first_row_norm);
   if (stats.nonfinite_rows > 0) {
-    std::printf("rows with NaN or Inf: %lld\n", static_cast<long long>(stats.nonfinite_rows));
+    std::printf(", over the %lld finite rows\nrows with NaN or Inf: %lld (not in min/max/mean)\n",
+                static_cast<long long>(stats.finite_rows),
+                static_cast<long long>(stats.nonfinite_rows));
+  } else {
+    std::printf("\n");
   }
   return 0;
 }
@@ -101,7 +171,6 @@ int run(const Command& command) {
     return 0;
   }
   if (std::holds_alternative<InfoCommand>(command)) return run_info();
-  install_signal_handlers();
   if (const auto* stats = std::get_if<StatsCommand>(&command)) return run_stats(*stats);
   return run_normalize(std::get<NormalizeCommand>(command));
 }
@@ -109,23 +178,29 @@ int run(const Command& command) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  install_signal_handlers();
   const std::vector<std::string> arguments(argv + 1, argv + argc);
   try {
     return run(parse_command_line(arguments));
   } catch (const UsageError& error) {
-    std::fprintf(stderr, "l2norm: error: %s\n%s\n", error.what(), error.usage().c_str());
+    if (stop_requested.load()) return report_interrupted();
+    std::fprintf(stderr, "l2norm: error: %s\n%s\n", printable(error.what()).c_str(),
+                 error.usage().c_str());
     return kExitUsage;
   } catch (const Interrupted&) {
-    std::fprintf(stderr, "l2norm: interrupted; no output was written\n");
-    return kExitInterrupted;
+    return report_interrupted();
   } catch (const Error& error) {
-    std::fprintf(stderr, "l2norm: error: %s\n", error.what());
+    // A failure after a stop request is its consequence (EINTR from a blocking call): exit 130.
+    if (stop_requested.load()) return report_interrupted();
+    print_error(error.what());
     return error.code() == ErrorCode::invalid_argument ? kExitUsage : kExitFailure;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "l2norm: error: out of host memory\n");
+    if (stop_requested.load()) return report_interrupted();
+    print_error("out of host memory");
     return kExitFailure;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "l2norm: error: %s\n", error.what());
+    if (stop_requested.load()) return report_interrupted();
+    print_error(error.what());
     return kExitFailure;
   }
 }

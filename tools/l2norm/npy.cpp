@@ -25,6 +25,15 @@ std::uint64_t load_le(const std::byte* bytes, int count) noexcept {
   return value;
 }
 
+// A shape for an error message: shape_text() cut to about kMessageExcerptChars characters, so
+// a header of many thousands of dimensions does not flood the terminal.
+std::string shape_excerpt(const std::vector<std::int64_t>& shape) {
+  const std::string text = shape_text(shape);
+  if (text.size() <= kMessageExcerptChars) return text;
+  return text.substr(0, kMessageExcerptChars) + "... (" + std::to_string(shape.size()) +
+         " dimensions)";
+}
+
 class NpyHeaderReader {
  public:
   NpyHeaderReader(const ByteSource& source, std::optional<ElementType> declared)
@@ -101,8 +110,8 @@ class NpyHeaderReader {
       } else if (key == "shape") {
         shape = &value;
       } else {
-        fail("header has an unexpected key '" + key +
-             "' (expected exactly 'descr', 'fortran_order', 'shape')");
+        fail("header has an unexpected key " + quote_for_message(key) +
+             " (expected exactly 'descr', 'fortran_order', 'shape')");
       }
     }
     if (descr == nullptr) fail("header is missing the key 'descr'");
@@ -135,26 +144,26 @@ class NpyHeaderReader {
     if (text == "<f8") return checked_declared(ElementType::f64, text);
     if (text == "<V2" || text == "|V2") {
       if (declared_ != ElementType::bf16) {
-        fail("descr '" + text +
-             "' holds 2-byte opaque elements (how ml_dtypes bfloat16 arrays are saved); pass "
+        fail("descr " + quote_for_message(text) +
+             " holds 2-byte opaque elements (how ml_dtypes bfloat16 arrays are saved); pass "
              "--in-dtype bf16 if they are bfloat16");
       }
       return ElementType::bf16;
     }
     if (text == ">f4" || text == ">f2" || text == ">f8") {
-      fail("descr '" + text +
-           "' is big-endian; only little-endian data is supported (use "
+      fail("descr " + quote_for_message(text) +
+           " is big-endian; only little-endian data is supported (use "
            "arr.astype(arr.dtype.newbyteorder('<')))");
     }
-    fail("unsupported descr '" + text +
-         "' (supported: '<f4', '<f2', '<f8', and '<V2' with "
+    fail("unsupported descr " + quote_for_message(text) +
+         " (supported: '<f4', '<f2', '<f8', and '<V2' with "
          "--in-dtype bf16)");
   }
 
   ElementType checked_declared(ElementType stored, const std::string& descr) const {
     if (declared_ && *declared_ != stored) {
-      fail("--in-dtype " + std::string(element_name(*declared_)) + " does not match descr '" +
-           descr + "' (" + std::string(element_name(stored)) + ")");
+      fail("--in-dtype " + std::string(element_name(*declared_)) + " does not match descr " +
+           quote_for_message(descr) + " (" + std::string(element_name(stored)) + ")");
     }
     return stored;
   }
@@ -169,20 +178,20 @@ class NpyHeaderReader {
         fail("shape " + python_repr(shape) + " has a non-integer entry " + python_repr(entry));
       }
       if (entry.text.front() == '-' && entry.text != "-0") {
-        fail("shape " + python_repr(shape) + " has a negative entry " + entry.text);
+        fail("shape " + python_repr(shape) + " has a negative entry " + python_repr(entry));
       }
       std::int64_t size = 0;
       const std::string_view digits =
           entry.text.front() == '-' ? std::string_view(entry.text).substr(1) : entry.text;
       const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
       if (error != std::errc() || end != digits.data() + digits.size()) {
-        fail("shape " + python_repr(shape) + " has an entry " + entry.text +
+        fail("shape " + python_repr(shape) + " has an entry " + python_repr(entry) +
              " too large for a 64-bit size");
       }
       info.shape.push_back(size);
     }
     const std::int64_t dim = info.shape.back();
-    if (dim == 0) fail("shape " + shape_text(info.shape) + " has a last dimension of 0");
+    if (dim == 0) fail("shape " + shape_excerpt(info.shape) + " has a last dimension of 0");
     std::int64_t rows = 1;
     for (std::size_t i = 0; i + 1 < info.shape.size(); ++i) {
       if (__builtin_mul_overflow(rows, info.shape[i], &rows)) overflow(info);
@@ -199,7 +208,7 @@ class NpyHeaderReader {
   }
 
   [[noreturn]] void overflow(const ArrayInfo& info) const {
-    fail("shape " + shape_text(info.shape) + " times the " +
+    fail("shape " + shape_excerpt(info.shape) + " times the " +
          std::to_string(element_size(info.layout.element)) +
          "-byte element size overflows a 64-bit byte count");
   }
@@ -208,13 +217,13 @@ class NpyHeaderReader {
     const std::uint64_t expected =
         static_cast<std::uint64_t>(info.layout.rows) * info.layout.row_value_bytes();
     if (available < expected) {
-      fail("truncated data: shape " + shape_text(info.shape) + " of " +
+      fail("truncated data: shape " + shape_excerpt(info.shape) + " of " +
            std::string(element_name(info.layout.element)) + " needs " + std::to_string(expected) +
            " bytes after the header, the file holds " + std::to_string(available));
     }
     if (available > expected) {
       fail(std::to_string(available - expected) + " trailing bytes after the " +
-           std::to_string(expected) + " bytes of data that shape " + shape_text(info.shape) +
+           std::to_string(expected) + " bytes of data that shape " + shape_excerpt(info.shape) +
            " needs");
     }
   }

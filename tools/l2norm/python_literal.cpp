@@ -49,7 +49,7 @@ class LiteralParser {
     if (c == '[') return parse_sequence(depth, PyValue::Kind::list, ']');
     if (c == '{') return parse_dict(depth);
     if (is_identifier_char(c)) return parse_keyword();
-    fail(std::string("unexpected character '") + c + "'");
+    fail("unexpected character " + quote_for_message(std::string_view(&c, 1)));
   }
 
   static bool is_identifier_char(char c) noexcept {
@@ -68,7 +68,7 @@ class LiteralParser {
       value.kind = PyValue::Kind::none;
     } else {
       position_ = start;
-      fail("unknown name '" + std::string(word) + "'");
+      fail("unknown name " + quote_for_message(word));
     }
     return value;
   }
@@ -88,7 +88,8 @@ class LiteralParser {
         const char escaped = text_[position_++];
         if (escaped != '\\' && escaped != '\'' && escaped != '"') {
           --position_;
-          fail(std::string("unsupported escape '\\") + escaped + "' in a string");
+          fail("unsupported escape " + quote_for_message(std::string{'\\', escaped}) +
+               " in a string");
         }
         value.text.push_back(escaped);
       } else {
@@ -157,7 +158,7 @@ class LiteralParser {
       for (const auto& entry : value.entries) {
         if (entry.key == key) {
           position_ = key_position;
-          fail("duplicate key '" + key + "'");
+          fail("duplicate key " + quote_for_message(key));
         }
       }
       skip_whitespace();
@@ -181,14 +182,53 @@ class LiteralParser {
   std::size_t position_ = 0;
 };
 
-std::string quote(const std::string& text) {
-  std::string out = "'";
-  for (const char c : text) {
-    if (c == '\'' || c == '\\') out.push_back('\\');
-    out.push_back(c);
+// A digit string (an integer's text) cut to kMessageExcerptChars characters.
+std::string clip_digits(const std::string& digits) {
+  if (digits.size() <= kMessageExcerptChars) return digits;
+  return digits.substr(0, kMessageExcerptChars) + "... (" + std::to_string(digits.size()) +
+         " digits)";
+}
+
+std::string repr(const PyValue& value) {
+  switch (value.kind) {
+    case PyValue::Kind::string:
+      return quote_for_message(value.text);
+    case PyValue::Kind::integer:
+      return clip_digits(value.text);
+    case PyValue::Kind::boolean:
+      return value.boolean ? "True" : "False";
+    case PyValue::Kind::none:
+      return "None";
+    case PyValue::Kind::tuple:
+    case PyValue::Kind::list: {
+      const bool tuple = value.kind == PyValue::Kind::tuple;
+      std::string out = tuple ? "(" : "[";
+      for (std::size_t i = 0; i < value.items.size(); ++i) {
+        if (i > 0) out += ", ";
+        if (out.size() >= kMessageExcerptChars) {
+          out += "... (" + std::to_string(value.items.size()) + " items)";
+          break;
+        }
+        out += repr(value.items[i]);
+      }
+      if (tuple && value.items.size() == 1) out += ",";
+      out += tuple ? ")" : "]";
+      return out;
+    }
+    case PyValue::Kind::dict: {
+      std::string out = "{";
+      for (std::size_t i = 0; i < value.entries.size(); ++i) {
+        if (i > 0) out += ", ";
+        if (out.size() >= kMessageExcerptChars) {
+          out += "... (" + std::to_string(value.entries.size()) + " entries)";
+          break;
+        }
+        out += quote_for_message(value.entries[i].key) + ": " + repr(value.entries[i].value);
+      }
+      return out + "}";
+    }
   }
-  out.push_back('\'');
-  return out;
+  return "?";
 }
 
 }  // namespace
@@ -218,37 +258,35 @@ PyValue parse_python_literal(std::string_view text) {
 }
 
 std::string python_repr(const PyValue& value) {
-  switch (value.kind) {
-    case PyValue::Kind::string:
-      return quote(value.text);
-    case PyValue::Kind::integer:
-      return value.text;
-    case PyValue::Kind::boolean:
-      return value.boolean ? "True" : "False";
-    case PyValue::Kind::none:
-      return "None";
-    case PyValue::Kind::tuple:
-    case PyValue::Kind::list: {
-      const bool tuple = value.kind == PyValue::Kind::tuple;
-      std::string out = tuple ? "(" : "[";
-      for (std::size_t i = 0; i < value.items.size(); ++i) {
-        if (i > 0) out += ", ";
-        out += python_repr(value.items[i]);
-      }
-      if (tuple && value.items.size() == 1) out += ",";
-      out += tuple ? ")" : "]";
-      return out;
-    }
-    case PyValue::Kind::dict: {
-      std::string out = "{";
-      for (std::size_t i = 0; i < value.entries.size(); ++i) {
-        if (i > 0) out += ", ";
-        out += quote(value.entries[i].key) + ": " + python_repr(value.entries[i].value);
-      }
-      return out + "}";
+  return repr(value);
+}
+
+std::string quote_for_message(std::string_view text) {
+  constexpr char kHex[] = "0123456789abcdef";
+  const std::string_view shown = text.substr(0, kMessageExcerptChars);
+  std::string out = "'";
+  for (const char c : shown) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\'' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
     }
   }
-  return "?";
+  out += '\'';
+  if (text.size() > shown.size()) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
 }
 
 }  // namespace l2norm::io

@@ -37,7 +37,19 @@ std::string_view py_kind_name(PyValue::Kind kind) noexcept;
 // strings and unique. Throws Error(invalid_argument) with "<what> at offset N".
 PyValue parse_python_literal(std::string_view text);
 
-// Writes a literal back in Python's repr spelling (used by error messages and tests).
+// How much of a text read from a file an error message quotes: about this many characters.
+inline constexpr std::size_t kMessageExcerptChars = 80;
+
+// Writes a literal back in Python's repr spelling, for error messages: strings as
+// quote_for_message() gives them, integers of more than kMessageExcerptChars digits and sequences
+// and dicts longer than that cut short with "...", so the result is printable ASCII of at most
+// about 2 * kMessageExcerptChars characters whatever the value.
 std::string python_repr(const PyValue& value);
+
+// `text` (bytes from a file) quoted for a message that goes to a terminal: in single quotes,
+// printable ASCII as is, \\, \' \n, \r, \t for those characters, every other byte (control
+// characters, ESC, bytes >= 0x80) as \xNN. At most kMessageExcerptChars bytes of `text` are shown;
+// a longer text is followed by "... (N bytes)".
+std::string quote_for_message(std::string_view text);
 
 }  // namespace l2norm::io

@@ -26,7 +26,7 @@ FileStats compute_file_stats(const std::string& path, std::optional<io::ElementT
   io::HostBuffer values(static_cast<std::size_t>(rows_per_chunk * layout.dim) * sizeof(float));
 
   double norm_sum = 0;
-  std::int64_t finite_rows = 0;
+  std::int64_t& finite_rows = stats.finite_rows;
   stats.min_norm = std::numeric_limits<double>::infinity();
   stats.max_norm = 0;
   for (std::int64_t first = 0; first < layout.rows; first += rows_per_chunk) {

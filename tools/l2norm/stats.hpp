@@ -18,7 +18,10 @@ struct FileStats {
   double max_norm = 0;
   double mean_norm = 0;
   double first_row_norm = 0;
-  std::int64_t nonfinite_rows = 0;  // rows holding a NaN or an infinity, left out of min/max/mean
+  // min/max/mean are over the finite_rows rows whose norm is finite; with none, they are 0 and
+  // meaningless. Rows holding a NaN or an infinity are counted in nonfinite_rows.
+  std::int64_t finite_rows = 0;
+  std::int64_t nonfinite_rows = 0;
 };
 
 FileStats compute_file_stats(const std::string& path, std::optional<io::ElementType> in_dtype,
