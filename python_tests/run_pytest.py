@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CTest entry for the NumPy round trips: run_pytest.py PATH_TO_L2NORM_BINARY.
+"""CTest entry for the Python tests (every test_*.py beside this file: the NumPy round trips of the
+CLI, the results generator): run_pytest.py PATH_TO_L2NORM_BINARY.
 Exits 77 (which CTest reports as skipped) when numpy or pytest is not installed."""
 
 import os
@@ -17,7 +18,7 @@ def main() -> int:
         return SKIPPED
     os.environ["L2NORM_CLI"] = os.path.abspath(sys.argv[1])
     here = os.path.dirname(os.path.abspath(__file__))
-    return pytest.main(["-q", "-p", "no:cacheprovider", os.path.join(here, "test_cli_numpy.py")])
+    return pytest.main(["-q", "-p", "no:cacheprovider", here])
 
 
 if __name__ == "__main__":

@@ -64,10 +64,14 @@ __device__ __forceinline__ float common_inverse_norm(float sum, float eps) {
 #endif
 }
 
+// Rare rows include those holding a NaN, whose sum is NaN: clamp mode keeps it (fmax would
+// drop it and scale the row's other values by 1 / eps), so the whole row comes out NaN in both
+// modes.
 __device__ __forceinline__ double rare_inverse_norm(double sum, float eps) {
   const double eps_d = static_cast<double>(eps);
 #if L2NORM_EPS_CLAMP
-  return __drcp_rn(fmax(__dsqrt_rn(sum), eps_d));
+  const double norm = __dsqrt_rn(sum);
+  return __drcp_rn(norm < eps_d ? eps_d : norm);
 #else
   return __drcp_rn(__dsqrt_rn(__dadd_rn(sum, eps_d)));
 #endif
