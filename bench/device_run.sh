@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Builds l2norm with the CUDA backend on the GPU machine and runs the CUDA checks there:
-#   bench/device_run.sh [build] [tests] [sanitize] [bench] [peers]     (default: all of them)
-# Logs go to $OUT (or ./out): build.log, tests.log, sanitizer.log, bench.md, peers.md, summary.md.
+#   bench/device_run.sh [build] [tests] [sanitize] [bench] [baseline] [peers]
+# (default: all but baseline). Logs go to $OUT (or ./out): build.log, tests.log, sanitizer.log,
+# bench.md, peers.md, summary.md.
+# baseline: A/B against an older tree. $BASELINE names its source folder (e.g. made with
+# `git archive REV | tar -x -C .ab/old` and carried); it is built beside this tree and its
+# l2norm-bench runs after this tree's, then this tree's runs again, into baseline.md and
+# bench_again.md, so both trees are measured twice in one run of the machine.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
 BUILD=build/device
 STAGES=${*:-build tests sanitize bench peers}
+[[ " $STAGES " == *" baseline "* && -z "${BASELINE:-}" ]] && { echo "baseline needs \$BASELINE"; exit 2; }
 SUMMARY=$OUT/summary.md
 : > "$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
@@ -15,6 +21,7 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 BIN=$BUILD/bin
 
 note "# device run $(date -u +%FT%TZ): $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
+note "tree: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with local changes)'); $(nvcc --version 2>/dev/null | tail -1)"
 
 if has build; then
   start=$SECONDS
@@ -59,6 +66,18 @@ if has bench; then
   timeout 300 $BIN/l2norm-bench > "$OUT/bench.md" 2>&1
   note "bench: rc=$?"
   cat "$OUT/bench.md"
+fi
+
+if has baseline; then
+  start=$SECONDS
+  { cmake -G Ninja -S "$BASELINE" -B build/baseline -DCMAKE_BUILD_TYPE=Release -DL2NORM_CUDA=ON \
+      -DL2NORM_BUILD_BENCHMARKS=ON -DL2NORM_BUILD_TESTS=OFF && ninja -C build/baseline l2norm-bench
+  } > "$OUT/baseline_build.log" 2>&1
+  note "baseline build ($BASELINE): rc=$? in $((SECONDS - start)) s"
+  timeout 300 build/baseline/bin/l2norm-bench > "$OUT/baseline.md" 2>&1
+  note "baseline bench: rc=$?"
+  timeout 300 $BIN/l2norm-bench > "$OUT/bench_again.md" 2>&1
+  note "bench again: rc=$?"
 fi
 
 if has peers; then
