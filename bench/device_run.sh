@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds l2norm with the CUDA backend on the GPU machine and runs the CUDA checks there:
 #   bench/device_run.sh [build] [tests] [sanitize] [bench] [baseline] [peers]
-# (default: all but baseline). Logs go to $OUT (or ./out): build.log, tests.log, sanitizer.log,
+# (default: all but baseline). $TREE names the tree in the summary (e.g. a commit hash). Logs go
+# to $OUT (or ./out): build.log, tests.log, sanitizer.log,
 # bench.md, peers.md, summary.md.
 # baseline: A/B against an older tree. $BASELINE names its source folder (e.g. made with
 # `git archive REV | tar -x -C .ab/old` and carried); it is built beside this tree and its
@@ -21,7 +22,7 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 BIN=$BUILD/bin
 
 note "# device run $(date -u +%FT%TZ): $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
-note "tree: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with local changes)'); $(nvcc --version 2>/dev/null | tail -1)"
+note "tree: ${TREE:-not named (set TREE)}; $(nvcc --version 2>/dev/null | tail -1)"
 
 if has build; then
   start=$SECONDS

@@ -253,17 +253,27 @@ L2NormVariant L2NormVariant::with_kind(KernelKind other) const {
   return variant;
 }
 
+// Built on every dispatch (the encoder's record), so with one allocation: the numbers' own
+// strings are short enough to need none.
 std::string L2NormVariant::name() const {
-  std::string text = kind == KernelKind::rows            ? "l2_norm_rows<"
-                     : kind == KernelKind::staged        ? "l2_norm_staged<"
-                     : kind == KernelKind::split_on_chip ? "l2_norm_split_on_chip<"
-                                                         : "l2_norm_split_streamed<";
-  text += std::string(dtype_name(dtype)) + ",v" + std::to_string(vector_bytes) + ",";
-  text += std::to_string(threads_per_row) + "x" + std::to_string(items) + ",";
-  text += clamp ? "clamp" : "add";
+  std::string text;
+  text.reserve(64);
+  text += kind == KernelKind::rows            ? "l2_norm_rows<"
+          : kind == KernelKind::staged        ? "l2_norm_staged<"
+          : kind == KernelKind::split_on_chip ? "l2_norm_split_on_chip<"
+                                              : "l2_norm_split_streamed<";
+  text += dtype_name(dtype);
+  text += ",v";
+  text += std::to_string(vector_bytes);
+  text += ',';
+  text += std::to_string(threads_per_row);
+  text += 'x';
+  text += std::to_string(items);
+  text += clamp ? ",clamp" : ",add";
   if (scaled) text += ",scaled";
   if (row_sum_in_warps) text += ",warp_sum";
-  return text + ">";
+  text += '>';
+  return text;
 }
 
 std::int64_t row_tiles(const L2NormVariant& variant, std::int64_t dim) {
