@@ -1,6 +1,6 @@
 // The op: row-wise L2 normalization over the last dimension.
 //
-//   eps_mode add   (default; the seed, flash-linear-attention):  y = x / sqrt(sum(x^2) + eps)
+//   eps_mode add   (default; flash-linear-attention, MLX):      y = x / sqrt(sum(x^2) + eps)
 //   eps_mode clamp (PyTorch F.normalize, ggml):                  y = x / max(sqrt(sum(x^2)), eps)
 //   scale != 1:  y = round(round(y) * scale), bit-identical to a separate multiply pass.
 //
@@ -37,8 +37,8 @@ struct L2NormOptions {
 void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
              const L2NormOptions& options = {});
 
-// The seed's flat entry point (dispatch_l2_norm / dispatch_l2_norm_scale): contiguous buffers of
-// rows * dim elements. rows == 0 or dim == 0 is an error here, as in the seed.
+// The flat entry point (the one a C API wraps): contiguous buffers of rows * dim elements.
+// rows == 0 or dim == 0 is an error here; the tensor form above accepts an empty batch.
 void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output, std::int64_t rows,
              std::int64_t dim, const L2NormOptions& options = {});
 
