@@ -58,7 +58,6 @@ constexpr std::int64_t kRunsPerThread = 16;
 
 using F32x16 = float __attribute__((vector_size(64)));
 using U32x16 = std::uint32_t __attribute__((vector_size(64)));
-using I32x16 = std::int32_t __attribute__((vector_size(64)));
 using F32x8 = float __attribute__((vector_size(32)));
 using F32x4 = float __attribute__((vector_size(16)));
 using F32x2 = float __attribute__((vector_size(8)));
@@ -96,65 +95,23 @@ struct Widened {
   F32x16 vectors[kVectorsPerChunk<T>];
 };
 
-// ---- conversions: lane-wise transcriptions of the scalar functions in l2norm/dtype.hpp. The
-// 16-bit patterns sit in the low half of each 32-bit lane. ----
+// ---- conversions: the formulas of l2norm/dtype.hpp, applied to 16 lanes at a time. The 16-bit
+// patterns sit in the low half of each 32-bit lane. ----
 
-F32x16 f16_lanes_to_f32(const U32x16& bits) {
-  const U32x16 sign = (bits & 0x8000u) << 16;
-  const U32x16 exponent = (bits >> 10) & 0x1fu;
-  const U32x16 mantissa = bits & 0x3ffu;
-  const U32x16 inf_or_nan = sign | 0x7f800000u | (mantissa << 13);
-  const U32x16 normal = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-  // Subnormal (and zero): mantissa * 2^-24 is exact in f32; the sign goes on afterwards.
-  const F32x16 magnitude =
-      __builtin_convertvector(std::bit_cast<I32x16>(mantissa), F32x16) * 5.9604644775390625e-8f;
-  const U32x16 subnormal = std::bit_cast<U32x16>(magnitude) | sign;
-  const U32x16 result = exponent == 0x1fu ? inf_or_nan : (exponent != 0u ? normal : subnormal);
-  return std::bit_cast<F32x16>(result);
+template <DType T>
+F32x16 lanes_to_f32(const U32x16& bits) {
+  if constexpr (T == DType::f16) return l2norm::detail::f16_lanes_to_f32<F32x16>(bits);
+  if constexpr (T == DType::bf16) return l2norm::detail::bf16_lanes_to_f32<F32x16>(bits);
 }
 
 // kMayBeNaN = false drops the NaN case: exact for every other input, and cheaper where the kernel
 // knows its values are finite (the common path).
-template <bool kMayBeNaN>
-U32x16 f32_to_f16_lanes(const F32x16& value) {
-  const U32x16 bits = std::bit_cast<U32x16>(value);
-  const U32x16 sign = (bits >> 16) & 0x8000u;
-  const U32x16 magnitude = bits & 0x7fffffffu;
-  const U32x16 infinity = sign | 0x7c00u;
-  const F32x16 shifted = std::bit_cast<F32x16>(magnitude) + 0.5f;
-  const U32x16 subnormal = sign | (std::bit_cast<U32x16>(shifted) - 0x3f000000u);
-  const U32x16 rounded = magnitude + 0xc8000fffu + ((magnitude >> 13) & 1u);
-  const U32x16 normal = sign | ((rounded >> 13) & 0xffffu);
-  const U32x16 not_nan =
-      magnitude >= 0x477ff000u ? infinity : (magnitude < 0x38800000u ? subnormal : normal);
-  if constexpr (!kMayBeNaN) return not_nan;
-  const U32x16 nan = sign | 0x7e00u | ((bits >> 13) & 0x1ffu);
-  return magnitude > 0x7f800000u ? nan : not_nan;
-}
-
-F32x16 bf16_lanes_to_f32(const U32x16& bits) {
-  return std::bit_cast<F32x16>(bits << 16);
-}
-
-template <bool kMayBeNaN>
-U32x16 f32_to_bf16_lanes(const F32x16& value) {
-  const U32x16 bits = std::bit_cast<U32x16>(value);
-  const U32x16 rounded = (bits + (0x7fffu + ((bits >> 16) & 1u))) >> 16;
-  if constexpr (!kMayBeNaN) return rounded;
-  const U32x16 quiet_nan = (bits >> 16) | 0x0040u;
-  return (bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded;
-}
-
-template <DType T>
-F32x16 lanes_to_f32(const U32x16& bits) {
-  if constexpr (T == DType::f16) return f16_lanes_to_f32(bits);
-  if constexpr (T == DType::bf16) return bf16_lanes_to_f32(bits);
-}
-
 template <DType T, bool kMayBeNaN>
 U32x16 f32_to_lanes(const F32x16& value) {
-  if constexpr (T == DType::f16) return f32_to_f16_lanes<kMayBeNaN>(value);
-  if constexpr (T == DType::bf16) return f32_to_bf16_lanes<kMayBeNaN>(value);
+  if constexpr (T == DType::f16) return l2norm::detail::f32_to_f16_lanes<U32x16, kMayBeNaN>(value);
+  if constexpr (T == DType::bf16) {
+    return l2norm::detail::f32_to_bf16_lanes<U32x16, kMayBeNaN>(value);
+  }
 }
 
 template <DType T>
