@@ -81,15 +81,6 @@ inline Widened<T> operator*(const Widened<T>& values, float factor) {
   return product;
 }
 
-template <DType T>
-inline Widened<T> operator*(const Widened<T>& left, const Widened<T>& right) {
-  Widened<T> product;
-  for (int k = 0; k < kVectorsPerChunk<T>; ++k) {
-    product.vectors[k] = left.vectors[k] * right.vectors[k];
-  }
-  return product;
-}
-
 // ---- conversions; exact, and bit for bit the scalar functions of l2norm/dtype.hpp ----
 
 template <DType T>

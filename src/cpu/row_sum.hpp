@@ -8,8 +8,9 @@
 // depends on dim alone: not on alignment, thread count or the instruction set. The error grows
 // with log2(dim), not with dim.
 //
-// The order is kept apart from the terms: fixed_order_sum takes the terms of any chunk from a
-// callable, so a sum of squares and a dot product of two rows share it.
+// fixed_order_sum holds the order over blocks and lanes and takes each block's sum from a
+// callable, so a sum of squares and a dot product of two rows share it; a block function sums its
+// chunks' terms in chunk order with pairwise_sum, as block_sum_of_squares does.
 #pragma once
 
 #include <algorithm>
@@ -73,47 +74,50 @@ class PairwiseAccumulator {
   std::uint64_t blocks_ = 0;
 };
 
-// The block of `count` (1 to kBlockElements) elements starting at element `first`: its chunks'
-// terms, chunk by chunk, summed pairwise. Chunks past `count` contribute zero terms.
-template <DType T, class ChunkTerms>
-inline F32x16 block_sum(std::int64_t first, std::int64_t count, const ChunkTerms& chunk_terms) {
-  constexpr std::int64_t kChunksPerBlock = kBlockElements / kChunkElements<T>;
-  F32x16 terms[kVectorsPerBlock];
-  for (std::int64_t chunk = 0; chunk < kChunksPerBlock; ++chunk) {
-    const std::int64_t offset = chunk * kChunkElements<T>;
-    const std::int64_t available = std::clamp<std::int64_t>(count - offset, 0, kChunkElements<T>);
-    const Widened<T> chunk_terms_here =
-        available > 0 ? chunk_terms(first + offset, available) : Widened<T>{};
-    for (int k = 0; k < kVectorsPerChunk<T>; ++k) {
-      terms[chunk * kVectorsPerChunk<T> + k] = chunk_terms_here.vectors[k];
-    }
-  }
-  return pairwise_sum(terms);
-}
-
 // Sum over a row of `dim` elements of per-element f32 terms, in the order above.
-// chunk_terms(first, count) returns, as a Widened<T> (the lane layout widen<T> gives), the terms
-// of the `count` (1 to one chunk) elements from element `first`, and zero in the lanes past them.
-template <DType T, class ChunkTerms>
-inline float fixed_order_sum(std::int64_t dim, const ChunkTerms& chunk_terms) {
+// block_sum(first, count) returns the 16 lanes of the pairwise sum of the terms of the `count`
+// (1 to kBlockElements) elements from element `first`, zero terms standing in for the rest of
+// the block.
+template <class BlockSum>
+inline float fixed_order_sum(std::int64_t dim, const BlockSum& block_sum) {
   PairwiseAccumulator accumulator;
   const std::int64_t full_blocks = dim / kBlockElements;
   for (std::int64_t block = 0; block < full_blocks; ++block) {
-    accumulator.add(block_sum<T>(block * kBlockElements, kBlockElements, chunk_terms));
+    accumulator.add(block_sum(block * kBlockElements, kBlockElements));
   }
   const std::int64_t remainder = dim - full_blocks * kBlockElements;
-  if (remainder != 0) {
-    accumulator.add(block_sum<T>(full_blocks * kBlockElements, remainder, chunk_terms));
-  }
+  if (remainder != 0) accumulator.add(block_sum(full_blocks * kBlockElements, remainder));
   return accumulator.total();
+}
+
+// The block of `count` (1 to kBlockElements) elements at x, zero-padded: its chunks' vectors,
+// squared, in chunk order, summed pairwise.
+template <DType T>
+inline F32x16 block_sum_of_squares(const ElementOf<T>* x, std::int64_t count) {
+  constexpr std::int64_t kChunksPerBlock = kBlockElements / kChunkElements<T>;
+  F32x16 squares[kVectorsPerBlock];
+  for (std::int64_t chunk = 0; chunk < kChunksPerBlock; ++chunk) {
+    const std::int64_t first = chunk * kChunkElements<T>;
+    const std::int64_t available = std::clamp<std::int64_t>(count - first, 0, kChunkElements<T>);
+    RawOf<T> raw{};
+    if (available == kChunkElements<T>) {
+      raw = load<T>(x + first);
+    } else if (available > 0) {
+      raw = load_partial<T>(x + first, available);
+    }
+    const Widened<T> values = widen<T>(raw);
+    for (int k = 0; k < kVectorsPerChunk<T>; ++k) {
+      squares[chunk * kVectorsPerChunk<T> + k] = values.vectors[k] * values.vectors[k];
+    }
+  }
+  return pairwise_sum(squares);
 }
 
 // sum(x_i * x_i) over the row, each square rounded to f32.
 template <DType T>
 inline float sum_of_squares(const ElementOf<T>* x, std::int64_t dim) {
-  return fixed_order_sum<T>(dim, [x](std::int64_t first, std::int64_t count) {
-    const Widened<T> values = widen<T>(load_up_to<T>(x + first, count));
-    return values * values;
+  return fixed_order_sum(dim, [x](std::int64_t first, std::int64_t count) {
+    return block_sum_of_squares<T>(x + first, count);
   });
 }
 
