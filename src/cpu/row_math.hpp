@@ -27,6 +27,13 @@ struct RowOptions {
   bool streaming;  // store whole output lines with non-temporal stores
 };
 
+// max(norm, eps) for clamp mode, NaN when the norm is NaN: a row holding a NaN must come out all
+// NaN, and std::fmax would return eps there and scale the row's other elements by 1/eps.
+template <class Float>
+inline Float max_propagating_nan(Float norm, Float eps) {
+  return norm < eps ? eps : norm;
+}
+
 // round_T(y), then for the scaled variant round_T(round_T(y) * scale) as a separate multiply.
 // Only common-path rows get here: x and inv are finite and |y| <= 1 (up to rounding), so neither
 // y nor the scaled value can be NaN.
@@ -87,7 +94,9 @@ inline void scale_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim, 
 }
 
 // Rows whose f32 sum overflowed, is NaN, or may have underflowed: redo the sum in double, where
-// squares of f32 values neither overflow nor underflow.
+// squares of f32 values neither overflow nor underflow. A NaN in the row makes the sum NaN, and
+// with it every output; an Inf (and no NaN) makes it Inf, so inv is 0 and the Inf positions give
+// NaN (Inf * 0) and the finite ones +-0.
 template <DType T>
 inline void normalize_row_in_double(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim,
                                     const RowOptions& options) {
@@ -97,8 +106,9 @@ inline void normalize_row_in_double(const ElementOf<T>* x, ElementOf<T>* y, std:
     sum += value * value;
   }
   const double eps = options.eps;
-  const double inv = options.eps_mode == EpsMode::add ? 1.0 / std::sqrt(sum + eps)
-                                                      : 1.0 / std::fmax(std::sqrt(sum), eps);
+  const double inv = options.eps_mode == EpsMode::add
+                         ? 1.0 / std::sqrt(sum + eps)
+                         : 1.0 / max_propagating_nan(std::sqrt(sum), eps);
   for (std::int64_t i = 0; i < dim; ++i) {
     const auto normalized = static_cast<float>(static_cast<double>(widen_scalar<T>(x[i])) * inv);
     y[i] = finish_scalar<T>(normalized, options);
@@ -117,7 +127,7 @@ inline void normalize_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t d
   }
   const float inv = options.eps_mode == EpsMode::add
                         ? 1.0f / std::sqrt(sum + options.eps)
-                        : 1.0f / std::fmax(std::sqrt(sum), options.eps);
+                        : 1.0f / max_propagating_nan(std::sqrt(sum), options.eps);
   scale_row<T>(x, y, dim, inv, options);
 }
 
