@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "cpu/l2_norm_cpu.hpp"
+#include "cpu/convert.hpp"
 #include "l2norm/dtype.hpp"
 
 namespace l2norm::testing {

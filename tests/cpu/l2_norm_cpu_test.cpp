@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/l2_norm_cpu.hpp"
+#include "cpu/cache_size.hpp"
 #include "l2norm/l2norm.hpp"
 #include "support/reference.hpp"
 

@@ -1,0 +1,33 @@
+#include "cpu/cache_size.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+
+namespace l2norm::detail::cpu {
+namespace {
+
+// Size of the last-level cache. sysconf's value comes from CPUID, which virtual machines often
+// misreport, so the kernel's own view (sysfs) is preferred.
+std::int64_t last_level_cache_bytes() {
+  std::int64_t largest = 0;
+  for (int index = 0; index < 8; ++index) {
+    std::ifstream file("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) +
+                       "/size");
+    std::int64_t kibibytes = 0;
+    char unit = 0;
+    if (!(file >> kibibytes >> unit) || unit != 'K') continue;
+    largest = std::max(largest, kibibytes << 10);
+  }
+  constexpr std::int64_t kAssumedCacheBytes = std::int64_t{32} << 20;
+  return largest > 0 ? largest : kAssumedCacheBytes;
+}
+
+}  // namespace
+
+std::int64_t streaming_threshold_bytes() {
+  static const std::int64_t threshold = last_level_cache_bytes();
+  return threshold;
+}
+
+}  // namespace l2norm::detail::cpu
