@@ -37,6 +37,31 @@ struct L2NormOptions {
 void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
              const L2NormOptions& options = {});
 
+// The same, also writing each row's reciprocal norm into `rstd`: f32, a 1-D view of one value per
+// row (rows in row-major order of the leading dims), any non-negative stride. The value is the
+// factor the row was scaled by before `scale`: 1 / sqrt(sum + eps) in add mode,
+// 1 / max(norm, eps) in clamp mode, rounded to f32; l2_norm_backward takes it. The same launch
+// writes both outputs; `output` is bitwise what the form without rstd writes.
+void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
+             const TensorView& rstd, const L2NormOptions& options = {});
+
+// The gradient of l2_norm with respect to its input, from the forward's saved output and rstd:
+//   add mode:   dx = scale * rstd * (dy - (dy . y) y)
+//   clamp mode: the same where the row's norm was above eps; dx = scale * rstd * dy where it was
+//               not (rstd >= 1 / eps rounded to f32: the clamp passes no gradient to the norm).
+// dy is the gradient with respect to l2_norm's output, y the forward's output computed with
+// scale 1 (the normalized rows), rstd the forward's rstd output, `options` the forward's. dy, y and
+// dx share one shape and may each be f32, f16 or bf16 (sums in f32, dx rounded once); dx may be
+// exactly dy (in place) but must not otherwise overlap an input. A zero row with eps > 0 has the
+// finite gradient scale * dy / sqrt(eps) (add mode).
+void l2_norm_backward(CommandEncoder& encoder, const TensorView& dy, const TensorView& y,
+                      const TensorView& rstd, const TensorView& dx,
+                      const L2NormOptions& options = {});
+// The same from the forward's input x, for callers that saved nothing: the norm and y are
+// recomputed in f32 as the forward computes them (before rounding to the output type).
+void l2_norm_backward_from_input(CommandEncoder& encoder, const TensorView& dy, const TensorView& x,
+                                 const TensorView& dx, const L2NormOptions& options = {});
+
 // The flat entry point (the one a C API wraps): contiguous buffers of rows * dim elements.
 // rows == 0 or dim == 0 is an error here; the tensor form above accepts an empty batch.
 void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output, std::int64_t rows,

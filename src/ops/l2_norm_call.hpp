@@ -25,6 +25,9 @@ struct L2NormCall {
   // addresses, every row stride in bytes and the row length in bytes. 16 selects the aligned
   // (16-byte vector) variants; anything less selects the unaligned ones.
   int vector_bytes;
+  // Each row's reciprocal norm goes to rstd[row * rstd_stride] (f32) when rstd is not null.
+  float* rstd = nullptr;
+  std::int64_t rstd_stride = 0;
 };
 
 // What prewarm_l2_norm compiles for: every variant a call of this dtype, dim and options may pick.

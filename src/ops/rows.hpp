@@ -21,10 +21,19 @@ struct RowLayout {
   std::array<std::int64_t, kMaxOuterRank> output_strides{};
 };
 
+// The rows of several views of one shape that an op walks together (its inputs and outputs, in an
+// order the op defines): row r of view v starts at sum_i index_i * strides[v][i], as above.
+template <int Views>
+struct RowsLayout {
+  int outer_rank = 1;  // 1..3
+  std::array<std::int64_t, kMaxOuterRank> outer_sizes{};
+  std::array<std::array<std::int64_t, kMaxOuterRank>, Views> strides{};
+};
+
 // Offset in elements of row `row` under (sizes, strides); shared by every backend's host code.
-inline std::int64_t row_offset(const RowLayout& layout,
-                               const std::array<std::int64_t, kMaxOuterRank>& strides,
-                               std::int64_t row) {
+template <typename Layout>
+std::int64_t row_offset(const Layout& layout,
+                        const std::array<std::int64_t, kMaxOuterRank>& strides, std::int64_t row) {
   std::int64_t offset = 0;
   for (int i = layout.outer_rank - 1; i >= 0; --i) {
     const std::int64_t size = layout.outer_sizes[std::size_t(i)];

@@ -137,41 +137,93 @@ void check_no_overlap(std::string_view op, std::string_view read_name, const Ten
   }
 }
 
-RowLayout row_layout(const TensorView& input, const TensorView& output) {
+template <int Views>
+RowsLayout<Views> rows_layout(const std::array<const TensorView*, Views>& views) {
   struct Dim {
-    std::int64_t size, input_stride, output_stride;
+    std::int64_t size;
+    std::array<std::int64_t, Views> strides;
   };
+  const TensorView& first = *views[0];
   std::array<Dim, kMaxRank> dims{};
   int count = 0;
-  for (int i = 0; i < input.rank() - 1; ++i) {
-    if (input.size(i) == 1) continue;
-    const Dim next{input.size(i), input.stride(i), output.stride(i)};
+  for (int i = 0; i < first.rank() - 1; ++i) {
+    if (first.size(i) == 1) continue;
+    Dim next{first.size(i), {}};
+    for (int v = 0; v < Views; ++v) next.strides[std::size_t(v)] = views[std::size_t(v)]->stride(i);
     if (count > 0) {
       Dim& outer = dims[std::size_t(count - 1)];
-      if (outer.input_stride == next.size * next.input_stride &&
-          outer.output_stride == next.size * next.output_stride) {
-        outer = {outer.size * next.size, next.input_stride, next.output_stride};
+      bool contiguous = true;
+      for (int v = 0; v < Views; ++v) {
+        const auto index = std::size_t(v);
+        contiguous = contiguous && outer.strides[index] == next.size * next.strides[index];
+      }
+      if (contiguous) {
+        outer = {outer.size * next.size, next.strides};
         continue;
       }
     }
     dims[std::size_t(count++)] = next;
   }
-  RowLayout layout;
+  RowsLayout<Views> layout;
   if (count == 0) {
     layout.outer_rank = 1;
     layout.outer_sizes[0] = 1;
-    layout.input_strides[0] = input.dim();
-    layout.output_strides[0] = output.dim();
+    for (int v = 0; v < Views; ++v)
+      layout.strides[std::size_t(v)][0] = views[std::size_t(v)]->dim();
     return layout;
   }
   layout.outer_rank = count;
   for (int i = 0; i < count; ++i) {
     layout.outer_sizes[std::size_t(i)] = dims[std::size_t(i)].size;
-    layout.input_strides[std::size_t(i)] = dims[std::size_t(i)].input_stride;
-    layout.output_strides[std::size_t(i)] = dims[std::size_t(i)].output_stride;
+    for (int v = 0; v < Views; ++v) {
+      layout.strides[std::size_t(v)][std::size_t(i)] = dims[std::size_t(i)].strides[std::size_t(v)];
+    }
   }
   return layout;
 }
+
+template RowsLayout<2> rows_layout<2>(const std::array<const TensorView*, 2>&);
+template RowsLayout<3> rows_layout<3>(const std::array<const TensorView*, 3>&);
+template RowsLayout<4> rows_layout<4>(const std::array<const TensorView*, 4>&);
+
+RowLayout row_layout(const TensorView& input, const TensorView& output) {
+  const RowsLayout<2> rows = rows_layout<2>({&input, &output});
+  RowLayout layout;
+  layout.outer_rank = rows.outer_rank;
+  layout.outer_sizes = rows.outer_sizes;
+  layout.input_strides = rows.strides[0];
+  layout.output_strides = rows.strides[1];
+  return layout;
+}
+
+template <int Views>
+int vector_elements(const std::array<const TensorView*, Views>& views,
+                    const RowsLayout<Views>& layout) {
+  std::size_t widest = 1;
+  for (const TensorView* view : views) widest = std::max(widest, dtype_size(view->dtype()));
+  int elements = static_cast<int>(16 / widest);
+  const auto divides = [&](int count) {
+    for (int v = 0; v < Views; ++v) {
+      const TensorView& view = *views[std::size_t(v)];
+      const auto bytes = std::uint64_t(count) * dtype_size(view.dtype());
+      std::uint64_t alignment = reinterpret_cast<std::uintptr_t>(view.data()) |
+                                std::uint64_t(view.dim()) * dtype_size(view.dtype());
+      for (int i = 0; i < layout.outer_rank; ++i) {
+        if (layout.outer_sizes[std::size_t(i)] == 1) continue;
+        alignment |= std::uint64_t(layout.strides[std::size_t(v)][std::size_t(i)]) *
+                     dtype_size(view.dtype());
+      }
+      if (alignment % bytes != 0) return false;
+    }
+    return true;
+  };
+  while (elements > 1 && !divides(elements)) elements /= 2;
+  return elements;
+}
+
+template int vector_elements<2>(const std::array<const TensorView*, 2>&, const RowsLayout<2>&);
+template int vector_elements<3>(const std::array<const TensorView*, 3>&, const RowsLayout<3>&);
+template int vector_elements<4>(const std::array<const TensorView*, 4>&, const RowsLayout<4>&);
 
 int vector_bytes(const TensorView& input, const TensorView& output, const RowLayout& layout) {
   const auto element_bytes = std::uint64_t(dtype_size(input.dtype()));

@@ -39,9 +39,19 @@ void check_rows_disjoint(std::string_view op, std::string_view name, const Tenso
 void check_no_overlap(std::string_view op, std::string_view read_name, const TensorView& read,
                       std::string_view written_name, const TensorView& written);
 
-// Merges leading dims that are contiguous with each other in both views (same shape), dropping
-// size-1 dims, so that packed tensors reach the backends as a single (rows, row stride) pair.
+// Merges leading dims that are contiguous with each other in every view (all of one shape),
+// dropping size-1 dims, so that packed tensors reach the backends as a single (rows, row stride)
+// pair. Defined for 2, 3 and 4 views.
+template <int Views>
+RowsLayout<Views> rows_layout(const std::array<const TensorView*, Views>& views);
+// The same for an input and an output.
 RowLayout row_layout(const TensorView& input, const TensorView& output);
+// The most elements (8, 4, 2 or 1, and at most 16 bytes of the widest dtype) that one vector
+// access of every view may move: it divides every view's base address, row strides and row
+// length, each in that view's bytes.
+template <int Views>
+int vector_elements(const std::array<const TensorView*, Views>& views,
+                    const RowsLayout<Views>& layout);
 // The widest vector (16, 8, 4 or 2 bytes, never below the element size) with which every row of
 // both views can be read and written: it divides the base addresses, every row stride and the row
 // length, all in bytes.

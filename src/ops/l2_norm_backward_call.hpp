@@ -1,0 +1,39 @@
+// A validated l2_norm_backward call, as the op layer hands it to a backend.
+#pragma once
+
+#include <cstdint>
+
+#include "l2norm/dtype.hpp"
+#include "l2norm/ops.hpp"
+#include "ops/rows.hpp"
+
+namespace l2norm::detail {
+
+struct L2NormBackwardCall {
+  // Views walked together, in this order in `layout.strides`.
+  static constexpr int kDy = 0;
+  static constexpr int kY = 1;  // y, or x when from_input
+  static constexpr int kDx = 2;
+
+  const void* dy;
+  const void* y;      // the forward's output (scale 1), or its input x when from_input
+  const float* rstd;  // one f32 per row at rstd[row * rstd_stride]; null when from_input
+  std::int64_t rstd_stride;
+  void* dx;     // == dy when in place
+  DType dtype;  // dx's (what the dispatch record names)
+  DType dy_dtype;
+  DType y_dtype;
+  std::int64_t rows;  // >= 1
+  std::int64_t dim;   // >= 1
+  RowsLayout<3> layout;
+  float eps;    // finite, >= 0
+  float scale;  // finite
+  bool scaled;  // scale != 1
+  EpsMode eps_mode;
+  bool from_input;
+  // The most elements one vector access of dy, y and dx may move (8, 4, 2 or 1; at most 16 bytes
+  // of the widest dtype): divides every view's base address, row strides and row length.
+  int vector_elements;
+};
+
+}  // namespace l2norm::detail
