@@ -81,4 +81,8 @@ std::string run_l2_norm(const L2NormCall& call) {
   return variant;
 }
 
+std::string run(Backend, EncoderImpl&, const L2NormCall& call) {
+  return run_l2_norm(call);
+}
+
 }  // namespace l2norm::detail::cpu

@@ -12,9 +12,4 @@ namespace l2norm::detail::cpu {
 // e.g. "cpu.l2_norm<bf16,add,scaled,streaming>".
 std::string run_l2_norm(const L2NormCall& call);
 
-// The op's entry on this backend (src/ops/dispatch.hpp): runs to completion before returning.
-inline std::string run(Backend, EncoderImpl&, const L2NormCall& call) {
-  return run_l2_norm(call);
-}
-
 }  // namespace l2norm::detail::cpu

@@ -1,4 +1,6 @@
-#include "cuda/l2_norm_cuda.hpp"
+// The CUDA implementation of l2_norm: plans the call (l2_norm_plan.hpp), finds the kernel in the
+// registry and launches it on the encoder's stream.
+#include "ops/l2_norm_call.hpp"
 
 #include "cuda/encoder.hpp"
 #include "cuda/kernels/l2_norm_args.cuh"

@@ -1,10 +1,13 @@
-// How an op's validated call reaches its backend implementation. Each backend declares, per op,
-//   std::string run(cpu::Backend, EncoderImpl&, const Call&)     (src/cpu/<op>_cpu.hpp)
-//   std::string run(cuda::Backend, EncoderImpl&, const Call&)    (src/cuda/<op>_cuda.hpp)
-// returning the name of the kernel it ran, and CUDA optionally
+// How an op's validated call reaches its backend implementation. Each op's call header
+// (src/ops/<op>_call.hpp) declares, and each backend defines (src/cpu/<op>_cpu.cpp,
+// src/cuda/<op>_cuda.cpp),
+//   std::string run(cpu::Backend, EncoderImpl&, const Call&)
+//   std::string run(cuda::Backend, EncoderImpl&, const Call&)
+// returning the name of the kernel it ran, and optionally
 //   void prewarm(cuda::Backend, int device_index, const Request&)
-// Calls find them by argument-dependent lookup on the backend tag, so this file names no op, and a
-// build without the CUDA backend needs no CUDA half of any op (no CUDA encoder can exist there).
+// Calls find them by argument-dependent lookup on the backend tag, so this file names no op, the
+// op layer includes no backend, and a build without the CUDA backend needs no CUDA half of any op
+// (no CUDA encoder can exist there).
 #pragma once
 
 #include <string>

@@ -1,12 +1,10 @@
 // The l2_norm op: validates a call once, describes it as an L2NormCall and hands it to the
-// encoder's backend (src/cpu/l2_norm_cpu.cpp, src/cuda/l2_norm_cuda.cpp).
+// encoder's backend (the entry points declared in l2_norm_call.hpp).
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <string>
 
-#include "cpu/l2_norm_cpu.hpp"
-#include "cuda/l2_norm_cuda.hpp"
 #include "l2norm/error.hpp"
 #include "l2norm/ops.hpp"
 #include "ops/dispatch.hpp"

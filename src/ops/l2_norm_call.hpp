@@ -1,9 +1,11 @@
-// A validated l2_norm call, as the op layer hands it to a backend: backends run it and never check
-// it again.
+// A validated l2_norm call, as the op layer hands it to a backend, and the entry points each
+// backend defines for it: backends run the call and never check it again.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
+#include "core/backend.hpp"
 #include "l2norm/dtype.hpp"
 #include "l2norm/ops.hpp"
 #include "ops/rows.hpp"
@@ -36,5 +38,19 @@ struct L2NormPrewarm {
   std::int64_t dim;
   L2NormOptions options;
 };
+
+// Runs the call to completion on the calling thread and the pool (src/cpu/l2_norm_cpu.cpp);
+// returns the variant name, e.g. "cpu.l2_norm<bf16,add,scaled,streaming>".
+namespace cpu {
+std::string run(Backend, EncoderImpl& encoder, const L2NormCall& call);
+}  // namespace cpu
+
+// Defined where the CUDA backend is built (src/cuda/l2_norm_cuda.cpp): enqueues the call on the
+// encoder's stream and returns the kernel's name; prewarm loads every kernel a call of the
+// request's dtype, dim and options may need on the device.
+namespace cuda {
+std::string run(Backend, EncoderImpl& encoder, const L2NormCall& call);
+void prewarm(Backend, int device_index, const L2NormPrewarm& request);
+}  // namespace cuda
 
 }  // namespace l2norm::detail
