@@ -132,6 +132,8 @@ class DeviceRun:
         self.sanitizer_log = read_text(folder / "sanitizer.log")
         self.bench = read_text(folder / "bench.md")
         self.peers = read_text(folder / "peers.md")
+        self.baseline = read_text(folder / "baseline.md")
+        self.bench_again = read_text(folder / "bench_again.md")
         self.summary_lines = [line for line in (self.summary or "").splitlines() if line.strip()]
         self.stamp, self.card, self.driver = None, None, None
         if self.summary_lines:
@@ -213,9 +215,9 @@ def bench_section(run):
     captions = {
         "main": None,
         "strided": None,
-        "decode": "What programmatic dependent launch buys: the variant the encoder picks, "
-                  "launched directly in a chain of 200 kernel nodes plainly and with programmatic "
-                  "stream serialization, beside the copy chain and the encoder's own dispatches.",
+        "decode": "What programmatic dependent launch buys: the encoder's dispatches in a chain "
+                  "of 200 kernel nodes with plain launches and with launches that overlap the "
+                  "previous kernel's tail (`set_launch_overlap`), beside the copy chain.",
         "host": "Host time per dispatch, against a bare `cudaLaunchKernel` of an empty kernel "
                 "(batches of 200 alternating, GPU drained before each).",
         "compiles": "First call per variant: cold = an NVRTC compile and load with an empty disk "
@@ -244,6 +246,57 @@ def bench_section(run):
     if not run.bench_tables:
         out += [f"No tables in bench.md ({NOT_RUN}).", ""]
     return out[:-1] if out[-1] == "" else out
+
+
+def op_times(text, kinds=("main", "strided")):
+    """{shape: (copy us, op us, ratio)} of a bench output's timing tables."""
+    times = {}
+    tables, _, _ = parse_blocks(text)
+    for table in tables:
+        if table.kind() not in kinds:
+            continue
+        copy, op, ratio = table.column("copy"), table.column("l2_norm"), table.column("ratio")
+        if None in (copy, op, ratio):
+            continue
+        for row in table.rows:
+            if len(row) > max(copy, op, ratio):
+                times[row[0]] = (number(row[copy]), number(row[op]), number(row[ratio]))
+    return times
+
+
+def baseline_section(run):
+    """This tree against the baseline tree of an A/B run (device_run.sh's baseline stage)."""
+    if not run.baseline:
+        return []
+    first, baseline = op_times(run.bench), op_times(run.baseline)
+    again = op_times(run.bench_again) if run.bench_again else {}
+    out = ["## A/B against the baseline tree (same machine, same run)", "",
+           prose("This tree's l2norm-bench ran, then the baseline tree's, then this tree's again "
+                 "(`bench/device_run.sh ... bench baseline`). Ratio = copy / op of each run."), "",
+           "| shape | this tree us | baseline us | this tree again us | this tree ratio | "
+           "baseline ratio | again ratio |", "|---|---|---|---|---|---|---|"]
+    fmt = lambda value, spec: "n/a" if value is None else format(value, spec)
+    for shape, (_, op, ratio) in first.items():
+        if shape not in baseline:
+            continue
+        _, base_op, base_ratio = baseline[shape]
+        _, again_op, again_ratio = again.get(shape, (None, None, None))
+        out.append(f"| {shape} | {fmt(op, '.2f')} | {fmt(base_op, '.2f')} | "
+                   f"{fmt(again_op, '.2f')} | {fmt(ratio, '.3f')} | {fmt(base_ratio, '.3f')} | "
+                   f"{fmt(again_ratio, '.3f')} |")
+    host = []
+    for label, text in (("this tree", run.bench), ("baseline", run.baseline),
+                        ("this tree again", run.bench_again)):
+        tables, _, _ = parse_blocks(text)
+        for table in tables:
+            if table.kind() == "host":
+                cells = {row[0]: row[1] for row in table.rows if len(row) > 1}
+                host.append(f"| {label} | " + " | ".join(cells.values()) + " |")
+                header = "| run | " + " | ".join(cells.keys()) + " |"
+    if host:
+        out += ["", "Host time per dispatch, us:", "", header,
+                "|" + "---|" * (header.count("|") - 1)] + host
+    return out
 
 
 def peers_section(run):
@@ -449,8 +502,9 @@ def header(run, commit):
 def render(out_dir, cpu=None, cpu_machine=None, commit=None):
     run = DeviceRun(out_dir)
     sections = [header(run, commit), checks_section(run), bench_section(run),
-                peers_section(run), cpu_section(cpu, cpu_machine), targets_section(run)]
-    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+                baseline_section(run), peers_section(run), cpu_section(cpu, cpu_machine),
+                targets_section(run)]
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
 
 def main(argv=None):

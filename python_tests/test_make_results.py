@@ -118,3 +118,23 @@ def test_command_line_writes_the_file(tmp_path):
     target = tmp_path / "RESULTS.md"
     assert make_results.main([str(RUN), "-o", str(target)]) == 0
     assert target.read_text().startswith("# l2norm benchmark results\n")
+
+
+def test_baseline_stage_gives_an_ab_table(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    bench = (run / "bench.md").read_text()
+    slower = bench.replace("| 8 x 1048576 f32 | 64.0 | L2 flushed | 27.04 | 28.16 |",
+                           "| 8 x 1048576 f32 | 64.0 | L2 flushed | 27.04 | 30.00 |")
+    assert slower != bench
+    (run / "baseline.md").write_text(slower)
+    (run / "bench_again.md").write_text(bench)
+    text = make_results.render(run)
+    assert "## A/B against the baseline tree" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 8 x 1048576 f32 | 28.16"))
+    assert "| 30.00 | 28.16 |" in row
+    assert "| baseline |" in text and "| this tree again |" in text
+
+
+def test_no_baseline_no_ab_section():
+    assert "A/B" not in make_results.render(RUN)
