@@ -408,10 +408,11 @@ TEST_P(Rstd, SpecialRows) {
         for (const float eps : {0.0f, 1e-6f}) {
           HostTensor values(dtype, std::size_t(kRows * dim));
           for (std::int64_t i = 0; i < kRows * dim; ++i) values.set(std::size_t(i), 0.0f);
+          // The first `dim` of each row's values (dim 2 drops the third).
           for (std::int64_t row = 0; row < kRows; ++row) {
-            std::size_t j = 0;
-            for (const float value : special[row].values) {
-              values.set(std::size_t(row * dim) + j++, value);
+            const std::vector<float>& row_values = special[row].values;
+            for (std::size_t j = 0; j < row_values.size() && j < std::size_t(dim); ++j) {
+              values.set(std::size_t(row * dim) + j, row_values[j]);
             }
           }
           const L2NormOptions options{.eps = eps, .scale = 2.5f, .eps_mode = mode};
