@@ -1,9 +1,10 @@
 // Row-wise L2 normalization on the CPU (docs/DESIGN.md "Semantics"): the entry that ties the
 // parts together. Each row is read twice, a sum of squares in the fixed order of cpu/row_sum.hpp,
 // then a pass that scales, rounds and stores (cpu/row_math.hpp); a row longer than L2 is re-read
-// from L3. The rows are spread over the thread pool (cpu/row_schedule.hpp); outputs larger than
-// the last-level cache (cpu/cache_size.hpp) are stored with non-temporal stores. Results depend on
-// dim and the call's options only: not on alignment, thread count or instruction-set clone.
+// from L3. When the call asks for rstd, each row's factor goes to rstd[row * rstd_stride]. The rows
+// are spread over the thread pool (cpu/row_schedule.hpp); outputs larger than the last-level cache
+// (cpu/cache_size.hpp) are stored with non-temporal stores. Results depend on dim and the call's
+// options only: not on alignment, thread count or instruction-set clone.
 #include "cpu/l2_norm_cpu.hpp"
 
 #include <cstdint>
@@ -25,8 +26,9 @@ void normalize_rows(const L2NormCall& call, const RowOptions& options, std::int6
   auto* output = static_cast<ElementOf<T>*>(call.output);
   RowCursor cursor(call.layout, row_begin);
   for (std::int64_t row = row_begin; row < row_end; ++row) {
-    normalize_row<T>(input + cursor.input_offset(), output + cursor.output_offset(), call.dim,
-                     options);
+    const float rstd = normalize_row<T>(input + cursor.input_offset(),
+                                        output + cursor.output_offset(), call.dim, options);
+    if (call.rstd != nullptr) call.rstd[row * call.rstd_stride] = rstd;
     cursor.advance();
   }
   // The pool reports the part done after this returns: the rows' streaming stores come first.

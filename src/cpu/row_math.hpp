@@ -96,10 +96,10 @@ inline void scale_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim, 
 // Rows whose f32 sum overflowed, is NaN, or may have underflowed: redo the sum in double, where
 // squares of f32 values neither overflow nor underflow. A NaN in the row makes the sum NaN, and
 // with it every output; an Inf (and no NaN) makes it Inf, so inv is 0 and the Inf positions give
-// NaN (Inf * 0) and the finite ones +-0.
+// NaN (Inf * 0) and the finite ones +-0. Returns the f64 factor the row was scaled by.
 template <DType T>
-inline void normalize_row_in_double(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim,
-                                    const RowOptions& options) {
+inline double normalize_row_in_double(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim,
+                                      const RowOptions& options) {
   double sum = 0.0;
   for (std::int64_t i = 0; i < dim; ++i) {
     const double value = widen_scalar<T>(x[i]);
@@ -113,22 +113,24 @@ inline void normalize_row_in_double(const ElementOf<T>* x, ElementOf<T>* y, std:
     const auto normalized = static_cast<float>(static_cast<double>(widen_scalar<T>(x[i])) * inv);
     y[i] = finish_scalar<T>(normalized, options);
   }
+  return inv;
 }
 
 // y = x / sqrt(sum(x^2) + eps) (add) or x / max(sqrt(sum(x^2)), eps) (clamp), rounded to T.
-// `y` may be `x` (in place): each chunk is read before it is written.
+// `y` may be `x` (in place): each chunk is read before it is written. Returns the row's rstd: the
+// f32 factor the row was scaled by (before scale), or on the rare path the f64 one rounded to f32.
 template <DType T>
-inline void normalize_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim,
-                          const RowOptions& options) {
+inline float normalize_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim,
+                           const RowOptions& options) {
   const float sum = sum_of_squares<T>(x, dim);
   if (!(sum >= kTinySumOfSquares && sum <= FLT_MAX)) {
-    normalize_row_in_double<T>(x, y, dim, options);
-    return;
+    return static_cast<float>(normalize_row_in_double<T>(x, y, dim, options));
   }
   const float inv = options.eps_mode == EpsMode::add
                         ? 1.0f / std::sqrt(sum + options.eps)
                         : 1.0f / max_propagating_nan(std::sqrt(sum), options.eps);
   scale_row<T>(x, y, dim, inv, options);
+  return inv;
 }
 
 }  // namespace l2norm::detail::cpu

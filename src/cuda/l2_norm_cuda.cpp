@@ -38,6 +38,8 @@ L2NormArgs make_args(const L2NormCall& call) {
   }
   args.eps = call.eps;
   args.scale = call.scale;
+  args.rstd = call.rstd;
+  args.rstd_stride = call.rstd_stride;
   return args;
 }
 

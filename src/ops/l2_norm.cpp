@@ -66,6 +66,80 @@ void dispatch(CommandEncoder& encoder, const TensorView& input, const TensorView
   detail::dispatch(encoder, "l2_norm", call);
 }
 
+// rstd as the overload with rstd describes it: f32, 1-D, one value per row of the input, on the
+// encoder's device (checked with the other tensors).
+void check_rstd_shape(const TensorView& input, const TensorView& rstd) {
+  if (rstd.dtype() != DType::f32) {
+    invalid("rstd dtype " + std::string(dtype_name(rstd.dtype())) + " must be f32");
+  }
+  if (rstd.rank() != 1) {
+    invalid("rstd must be 1-D with one value per row, got shape " +
+            detail::format_dims(rstd.shape()));
+  }
+  if (rstd.size(0) != input.rows()) {
+    invalid("rstd has " + std::to_string(rstd.size(0)) +
+            " values, expected one per row: " + std::to_string(input.rows()) +
+            " rows in input shape " + detail::format_dims(input.shape()));
+  }
+}
+
+// The walk the backends do over rstd (element row * stride for row < rows, rows >= 1) is valid and
+// touches memory no other tensor of the call holds. A zero stride would make every row write the
+// same value, so it is allowed only for a single row.
+void check_rstd_memory(const TensorView& rstd, const TensorView& input, const TensorView& output) {
+  const std::int64_t rows = rstd.size(0);
+  const std::int64_t stride = rstd.stride(0);
+  if (stride < 0) invalid("rstd stride " + std::to_string(stride) + " is negative");
+  if (stride == 0 && rows > 1) {
+    invalid("rstd stride is 0 for " + std::to_string(rows) +
+            " rows (every row would write one value; 0 is allowed for a single row)");
+  }
+  if (reinterpret_cast<std::uintptr_t>(rstd.data()) % sizeof(float) != 0) {
+    invalid("rstd pointer is not aligned to its 4-byte elements");
+  }
+  std::int64_t last = 0;
+  if (__builtin_mul_overflow(rows - 1, stride, &last) || last > INT64_MAX / 4 - 1) {
+    invalid("rstd stride " + std::to_string(stride) + " times " + std::to_string(rows - 1) +
+            " rows overflows a 64-bit byte offset");
+  }
+  const auto first = reinterpret_cast<std::uintptr_t>(rstd.data());
+  const std::uintptr_t end = first + (std::uintptr_t(last) + 1) * sizeof(float);
+  const auto overlaps = [&](std::string_view name, const TensorView& view) {
+    std::int64_t view_last = 0;
+    for (int i = 0; i < view.rank(); ++i) view_last += (view.size(i) - 1) * view.stride(i);
+    const auto view_first = reinterpret_cast<std::uintptr_t>(view.data());
+    const std::uintptr_t view_end =
+        view_first + (std::uintptr_t(view_last) + 1) * dtype_size(view.dtype());
+    if (first < view_end && view_first < end) {
+      invalid("rstd overlaps " + std::string(name) +
+              " (rstd must share no memory with input or output)");
+    }
+  };
+  overlaps("input", input);
+  overlaps("output", output);
+}
+
+void dispatch_with_rstd(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
+                        const TensorView& rstd, const L2NormOptions& options) {
+  const detail::RowLayout layout = detail::row_layout(input, output);
+  const detail::L2NormCall call{
+      .input = input.data(),
+      .output = output.data(),
+      .dtype = input.dtype(),
+      .rows = input.rows(),
+      .dim = input.dim(),
+      .layout = layout,
+      .eps = options.eps,
+      .scale = options.scale,
+      .scaled = options.scale != 1.0f,
+      .eps_mode = options.eps_mode,
+      .vector_bytes = detail::vector_bytes(input, output, layout),
+      .rstd = static_cast<float*>(rstd.data()),
+      .rstd_stride = rstd.stride(0),
+  };
+  detail::dispatch(encoder, "l2_norm", call);
+}
+
 }  // namespace
 
 std::string_view eps_mode_name(EpsMode mode) noexcept {
@@ -92,6 +166,25 @@ void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView&
   detail::check_rows_disjoint(kOp, "output", output);
   detail::check_no_overlap(kOp, "input", input, "output", output);
   dispatch(encoder, input, output, options);
+}
+
+void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
+             const TensorView& rstd, const L2NormOptions& options) {
+  const std::array<detail::NamedDevice, 3> tensors{
+      {{"input", input.device()}, {"output", output.device()}, {"rstd", rstd.device()}}};
+  detail::check_devices(kOp, tensors, encoder.device());
+  check_dtypes(input.dtype(), output.dtype());
+  detail::check_same_shape(kOp, "input", input, "output", output);
+  if (input.dim() == 0) invalid("dim is 0 (shape " + detail::format_dims(input.shape()) + ")");
+  check_rstd_shape(input, rstd);
+  check_options(options);
+  if (input.rows() == 0) return;  // an empty batch (e.g. zero tokens) is valid and does nothing
+  detail::check_walkable(kOp, "input", input);
+  detail::check_walkable(kOp, "output", output);
+  detail::check_rows_disjoint(kOp, "output", output);
+  detail::check_no_overlap(kOp, "input", input, "output", output);
+  check_rstd_memory(rstd, input, output);
+  dispatch_with_rstd(encoder, input, output, rstd, options);
 }
 
 void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output, std::int64_t rows,

@@ -22,6 +22,10 @@ struct L2NormArgs {
   long long output_strides[L2NORM_MAX_OUTER_RANK];
   float eps;
   float scale;
+  // When not null, each row's rstd (the f32 factor it was scaled by before scale, the rare path's
+  // f64 one rounded) goes to rstd[row * rstd_stride], written by one thread in the same launch.
+  float* rstd;
+  long long rstd_stride;
 };
 
 // Extra parameters of the split-row kernel: each row is cut into blocks_per_row segments of

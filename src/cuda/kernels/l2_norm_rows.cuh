@@ -114,11 +114,14 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
       // only here.
       scale_common(x, inverse, args.scale, y);
       if (active) store_row(args.output, offsets.output, vectors, lane, y);
+      // Lane 0's rstd follows the same rule: a rare row's second store wins.
+      if (active && lane == 0) store_rstd(args, row, inverse);
       if (group_any<kThreadsPerRow>(rare)) {
         const double rare_inverse = rare_row_inverse(x, args.eps, scratch_f64);
         if (rare) {
           scale_rare(x, rare_inverse, args.scale, y);
           store_row(args.output, offsets.output, vectors, lane, y);
+          if (lane == 0) store_rstd(args, row, __double2float_rn(rare_inverse));
         }
       }
     } else {
@@ -134,6 +137,9 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
         scale_common(x, inverse, args.scale, y);
       }
       if (active) store_row(args.output, offsets.output, vectors, lane, y);
+      if (active && lane == 0) {
+        store_rstd(args, row, rare ? __double2float_rn(rare_inverse) : inverse);
+      }
     }
   }
 }

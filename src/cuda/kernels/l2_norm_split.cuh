@@ -354,6 +354,8 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
           [&](long long tile) { return rare_thread_sum_of_squares(tile, vector_at); }, [] {},
           tile_scratch_f64, row_scratch_f64);
     });
+    // The block of the row's first segment writes its rstd: every block holds the same row_scale.
+    if (segment == 0 && threadIdx.x == 0) store_rstd(args, row, row_scale);
     store_scaled_tiles(args, offsets.output, first_tile, end_tile, vectors, row_scale, values,
                        vector_at);
   }

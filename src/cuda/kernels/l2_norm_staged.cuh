@@ -56,6 +56,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 2)
                     tile_scratch_f64),
           row_scratch_f64);
     });
+    if (threadIdx.x == 0) store_rstd(args, row, row_scale);
     store_scaled_tiles(args, offsets.output, 0, tiles, vectors, row_scale, values, vector_at);
   }
 }

@@ -109,6 +109,18 @@ __device__ __forceinline__ float rare_output(float x, double inverse, float scal
   return output_value(rare_scaled(x, inverse), scale);
 }
 
+// Stores a row's rstd when the call asks for it (rstd not null); the caller lets one thread of the
+// row call it. A null test per row, so calls with and without rstd share every kernel variant.
+__device__ __forceinline__ void store_rstd(const L2NormArgs& args, long long row, float rstd) {
+  if (args.rstd != nullptr) args.rstd[row * args.rstd_stride] = rstd;
+}
+
+__device__ __forceinline__ void store_rstd(const L2NormArgs& args, long long row,
+                                           const RowScale& row_scale) {
+  store_rstd(args, row,
+             row_scale.rare ? __double2float_rn(row_scale.inverse_f64) : row_scale.inverse);
+}
+
 struct RowOffsets {
   long long input;
   long long output;
