@@ -47,8 +47,10 @@ void check_devices(const CommandEncoder& encoder, Device input, Device output) {
   detail::check_devices(kOp, tensors, encoder.device());
 }
 
+// Describes the validated views as an L2NormCall and hands it to the encoder's backend; `rstd`,
+// when given, receives each row's reciprocal norm.
 void dispatch(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
-              const L2NormOptions& options) {
+              const L2NormOptions& options, const TensorView* rstd = nullptr) {
   const detail::RowLayout layout = detail::row_layout(input, output);
   const detail::L2NormCall call{
       .input = input.data(),
@@ -62,6 +64,8 @@ void dispatch(CommandEncoder& encoder, const TensorView& input, const TensorView
       .scaled = options.scale != 1.0f,
       .eps_mode = options.eps_mode,
       .vector_bytes = detail::vector_bytes(input, output, layout),
+      .rstd = rstd != nullptr ? static_cast<float*>(rstd->data()) : nullptr,
+      .rstd_stride = rstd != nullptr ? rstd->stride(0) : 0,
   };
   detail::dispatch(encoder, "l2_norm", call);
 }
@@ -119,27 +123,6 @@ void check_rstd_memory(const TensorView& rstd, const TensorView& input, const Te
   overlaps("output", output);
 }
 
-void dispatch_with_rstd(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
-                        const TensorView& rstd, const L2NormOptions& options) {
-  const detail::RowLayout layout = detail::row_layout(input, output);
-  const detail::L2NormCall call{
-      .input = input.data(),
-      .output = output.data(),
-      .dtype = input.dtype(),
-      .rows = input.rows(),
-      .dim = input.dim(),
-      .layout = layout,
-      .eps = options.eps,
-      .scale = options.scale,
-      .scaled = options.scale != 1.0f,
-      .eps_mode = options.eps_mode,
-      .vector_bytes = detail::vector_bytes(input, output, layout),
-      .rstd = static_cast<float*>(rstd.data()),
-      .rstd_stride = rstd.stride(0),
-  };
-  detail::dispatch(encoder, "l2_norm", call);
-}
-
 }  // namespace
 
 std::string_view eps_mode_name(EpsMode mode) noexcept {
@@ -184,7 +167,7 @@ void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView&
   detail::check_rows_disjoint(kOp, "output", output);
   detail::check_no_overlap(kOp, "input", input, "output", output);
   check_rstd_memory(rstd, input, output);
-  dispatch_with_rstd(encoder, input, output, rstd, options);
+  dispatch(encoder, input, output, options, &rstd);
 }
 
 void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output, std::int64_t rows,
