@@ -86,7 +86,8 @@ class Table:
     def kind(self):
         first = self.header[0].lower() if self.header else ""
         for prefix, kind in (("shape", "main"), ("strided", "strided"), ("decode", "decode"),
-                             ("host time", "host"), ("variant", "compiles")):
+                             ("host time", "host"), ("variant", "compiles"),
+                             ("with rstd", "rstd")):
             if first.startswith(prefix):
                 return kind
         return "other"
@@ -222,6 +223,8 @@ def bench_section(run):
                 "(batches of 200 alternating, GPU drained before each).",
         "compiles": "First call per variant: cold = an NVRTC compile and load with an empty disk "
                     "cache, warm = a disk-cache read and load.",
+        "rstd": "The forward with its per-row f32 rstd output against the plain forward, timed "
+                "as the first table times them.",
         "other": None,
     }
     lines_used = set()

@@ -250,6 +250,42 @@ int main() {
     report_row(shape_name(shape), bytes, copy, op);
   }
 
+  // The forward with its per-row rstd output (what training saves for the backward pass) against
+  // the plain forward, both timed as the first table times them, in this run.
+  std::printf(
+      "\n| with rstd (rows x dim, dtype) | copy us | l2_norm us | l2_norm + rstd us | ratio | "
+      "ratio with rstd |\n|---|---|---|---|---|---|\n");
+  for (const Shape& shape : {Shape{32, 128, DType::bf16}, Shape{524288, 128, DType::bf16},
+                             Shape{524288, 128, DType::f32}, Shape{100000, 4096, DType::bf16},
+                             Shape{8, 1048576, DType::f32}, Shape{4096, 32768, DType::bf16}}) {
+    const std::int64_t count = shape.rows * shape.dim;
+    const std::size_t bytes = static_cast<std::size_t>(count) * l2norm::dtype_size(shape.dtype);
+    l2norm::Buffer in(device, shape.dtype, count);
+    l2norm::Buffer out(device, shape.dtype, count);
+    l2norm::Buffer rstd(device, DType::f32, shape.rows);
+    fill_random(in.data(), bytes, shape.dtype);
+    l2norm::prewarm_l2_norm(device, shape.dtype, shape.dim, options);
+    const l2norm::TensorView in_view = in.view({shape.rows, shape.dim});
+    const l2norm::TensorView out_view = out.view({shape.rows, shape.dim});
+    const l2norm::TensorView rstd_view = rstd.view();
+    const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
+    const auto time_us = [&](const std::function<void()>& work) {
+      return large ? flushed_median_us(stream, timer, flush, flush_bytes, work, 30)
+                   : graph_median_us(stream, timer, work, 200, 20);
+    };
+    const double copy_us = time_us([&] {
+      check(cudaMemcpyAsync(out.data(), in.data(), bytes, cudaMemcpyDeviceToDevice, stream),
+            "cudaMemcpyAsync");
+    });
+    const double plain_us = time_us([&] { l2norm::l2_norm(encoder, in_view, out_view, options); });
+    const double rstd_us =
+        time_us([&] { l2norm::l2_norm(encoder, in_view, out_view, rstd_view, options); });
+    encoder.commit();
+    std::printf("| %s | %.2f | %.2f | %.2f | %.3f | %.3f |\n", shape_name(shape).c_str(), copy_us,
+                plain_us, rstd_us, copy_us / plain_us, copy_us / rstd_us);
+    std::fflush(stdout);
+  }
+
   // Strided rows: q of a fused qkv projection (tokens x heads x head_dim inside rows of
   // 3 x heads x head_dim, as a Gated DeltaNet layer reads it), normalized per head into a
   // contiguous buffer. Tokens and heads cannot merge into one row index, so each row's address
