@@ -25,7 +25,9 @@ _library.define("l2_norm(Tensor x, float eps=1e-06, float scale=1.0, str eps_mod
 _current_stream = torch._C._cuda_getCurrentRawStream if torch.cuda.is_available() else None
 
 
-def _l2_norm_kernel(x: torch.Tensor, eps: float, scale: float, eps_mode: str) -> torch.Tensor:
+# The defaults repeat the schema's: the dispatcher may leave out arguments equal to them.
+def _l2_norm_kernel(x: torch.Tensor, eps: float = 1e-6, scale: float = 1.0,
+                    eps_mode: str = "add") -> torch.Tensor:
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     stream = 0
     if x.device.type == "cuda":
