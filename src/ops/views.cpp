@@ -197,8 +197,9 @@ void check_rows_disjoint(std::string_view op, std::string_view name, const Tenso
                                format_dims(view.shape()) + ", strides " +
                                format_dims(view.strides()) +
                                "): sorted by stride, each leading dim of size > 1 needs a stride "
-                               "of at least the " +
-                               std::to_string(covered) + " elements the dims inside it span");
+                               "of at least the elements that the row and the dims inside it "
+                               "span, here stride " +
+                               std::to_string(dim.stride) + " < " + std::to_string(covered));
     }
     covered = dim.stride * (dim.size - 1) + covered;  // within the checked extent
   }

@@ -201,6 +201,19 @@ TEST_P(ViewSafety, RejectsInterleavedRowsThatShareOneElement) {
   EXPECT_TRUE(after.bitwise_equal(host));
 }
 
+TEST_P(ViewSafety, OutputRowsFollowTheDocumentedStrideOrderRule) {
+  // Rows at 0, 4, 8, 6, 10, 14 (dim 2) share nothing, but stride 6 does not step past the 10
+  // elements the stride-4 dim and the row span: the rule in include/l2norm/ops.hpp refuses it.
+  HostTensor host(DType::f32, 0);
+  Buffer in = filled(12, 12, host), out = filled(16, 13, host);
+  CommandEncoder encoder(device());
+  const TensorView input(in.data(), DType::f32, device(), {2, 3, 2});
+  const TensorView output(out.data(), DType::f32, device(), {2, 3, 2}, {6, 4, 1});
+  expect_invalid(
+      [&] { l2_norm(encoder, input, output); },
+      {"l2_norm: output rows overlap each other", "strides [6, 4, 1]", "here stride 6 < 10"});
+}
+
 TEST_P(ViewSafety, InPlaceIgnoresStridesOfSizeOneDims) {
   constexpr std::int64_t dim = 8;
   HostTensor host(DType::f32, 0);
