@@ -30,9 +30,19 @@ struct L2NormOptions {
 
 // Normalizes each row of `input` (rows = product of the leading dims, dim = last dim) into
 // `output`. Both views must have the same shape and dtype, live on the encoder's device and have a
-// unit stride in the last dimension; other strides are free (row slices of a packed projection
-// are accepted with no copy). `output` may be exactly `input` (in place) but must not otherwise
-// overlap it. A view with zero rows is a no-op; dim == 0 is an error.
+// unit stride in the last dimension; other strides are non-negative and otherwise free (row
+// slices of a packed projection are accepted with no copy). A non-empty view needs a non-null,
+// element-aligned pointer and a representable extent: (sum((size_i - 1) * stride_i) + 1) elements
+// in bytes fit in int64 and do not run past the end of the address space.
+// The rows of `output` must be provably disjoint: with its leading dims of size > 1 sorted by
+// stride, each stride is at least the elements the dims inside it and the row span,
+//   stride_k >= dim + sum_{j < k} (size_j - 1) * stride_j
+// (a sufficient rule: a few exotic layouts whose rows happen not to collide are refused).
+// `output` may have exactly `input`'s rows (in place: same pointer and shape, same strides in the
+// dims of size > 1); otherwise no element of `output` may share a byte with an element of `input`.
+// That test is exact (rows that interleave without touching are accepted) and takes O(1) for
+// views whose byte ranges do not intersect, O(rows) at most.
+// A view with zero rows is a no-op (its pointer is not used); dim == 0 is an error.
 // Throws Error(invalid_argument) with a message naming the offending values.
 void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
              const L2NormOptions& options = {});

@@ -76,7 +76,8 @@ class Buffer {
   std::int64_t count() const noexcept { return count_; }
   std::size_t bytes() const noexcept { return std::size_t(count_) * dtype_size(dtype_); }
 
-  // Synchronous copies between this buffer and host memory; `bytes` must not exceed bytes().
+  // Synchronous copies between this buffer and host memory; `bytes` must not exceed bytes(), and
+  // the host pointer must not be null unless `bytes` is 0. Throws Error(invalid_argument).
   void copy_from_host(const void* source, std::size_t bytes);
   void copy_to_host(void* destination, std::size_t bytes) const;
 

@@ -122,17 +122,24 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
 }
 
 namespace {
-void require_copy_fits(const Buffer& buffer, std::size_t bytes, const char* op) {
+// A copy of `bytes` fits the buffer, and a non-empty copy names host memory.
+void require_copy_fits(const Buffer& buffer, const void* host, const char* host_role,
+                       std::size_t bytes, const char* op) {
   if (bytes > buffer.bytes()) {
     throw Error(ErrorCode::invalid_argument,
                 std::string("Buffer::") + op + ": " + std::to_string(bytes) +
                     " bytes requested, buffer holds " + std::to_string(buffer.bytes()));
   }
+  if (bytes > 0 && host == nullptr) {
+    throw Error(ErrorCode::invalid_argument, std::string("Buffer::") + op + ": " + host_role +
+                                                 " is null (" + std::to_string(bytes) +
+                                                 " bytes requested)");
+  }
 }
 }  // namespace
 
 void Buffer::copy_from_host(const void* source, std::size_t bytes) {
-  require_copy_fits(*this, bytes, "copy_from_host");
+  require_copy_fits(*this, source, "source", bytes, "copy_from_host");
   if (bytes == 0) return;
   if (device_.is_cpu()) {
     std::memcpy(data_, source, bytes);
@@ -142,7 +149,7 @@ void Buffer::copy_from_host(const void* source, std::size_t bytes) {
 }
 
 void Buffer::copy_to_host(void* destination, std::size_t bytes) const {
-  require_copy_fits(*this, bytes, "copy_to_host");
+  require_copy_fits(*this, destination, "destination", bytes, "copy_to_host");
   if (bytes == 0) return;
   if (device_.is_cpu()) {
     std::memcpy(destination, data_, bytes);

@@ -146,6 +146,8 @@ void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView&
   if (input.rows() == 0) return;  // an empty batch (e.g. zero tokens) is valid and does nothing
   detail::check_walkable(kOp, "input", input);
   detail::check_walkable(kOp, "output", output);
+  detail::check_extent(kOp, "input", input);
+  detail::check_extent(kOp, "output", output);
   detail::check_rows_disjoint(kOp, "output", output);
   detail::check_no_overlap(kOp, "input", input, "output", output);
   dispatch(encoder, input, output, options);

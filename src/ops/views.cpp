@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <sstream>
 
 #include "l2norm/error.hpp"
@@ -58,6 +59,10 @@ void check_same_shape(std::string_view op, std::string_view a_name, const Tensor
 }
 
 void check_walkable(std::string_view op, std::string_view name, const TensorView& view) {
+  if (view.data() == nullptr) {
+    invalid_argument(
+        op, std::string(name) + " data pointer is null (shape " + format_dims(view.shape()) + ")");
+  }
   for (int i = 0; i < view.rank(); ++i) {
     if (view.stride(i) < 0) {
       invalid_argument(op, std::string(name) + " stride " + std::to_string(view.stride(i)) +
@@ -76,61 +81,212 @@ void check_walkable(std::string_view op, std::string_view name, const TensorView
   }
 }
 
-// With the leading dims sorted by stride, each stride must step past everything the inner dims
-// (and the row itself) cover.
-void check_rows_disjoint(std::string_view op, std::string_view name, const TensorView& view) {
-  // At most three leading dims: an insertion sort by stride keeps this obvious.
-  std::array<int, kMaxRank> order{};
-  int count = 0;
-  for (int i = 0; i < view.rank() - 1; ++i) {
-    if (view.size(i) <= 1) continue;
-    int k = count++;
-    for (; k > 0 && view.stride(order[std::size_t(k - 1)]) > view.stride(i); --k) {
-      order[std::size_t(k)] = order[std::size_t(k - 1)];
-    }
-    order[std::size_t(k)] = i;
-  }
-  std::int64_t covered = view.dim();
-  for (int k = 0; k < count; ++k) {
-    const int i = order[std::size_t(k)];
-    if (view.stride(i) < covered) {
-      invalid_argument(op, std::string(name) + " rows overlap each other (shape " +
-                               format_dims(view.shape()) + ", strides " +
-                               format_dims(view.strides()) + ")");
-    }
-    covered = view.stride(i) * (view.size(i) - 1) + covered;
-  }
-}
-
 namespace {
 
-// Byte range [first, last) a view touches; the view has no zero-sized dim.
+// Byte range [first, last) a non-empty view touches.
 struct ByteSpan {
   std::uintptr_t first;
   std::uintptr_t last;
 };
 
-ByteSpan byte_span(const TensorView& view) {
-  std::int64_t last_element = 0;
-  for (int i = 0; i < view.rank(); ++i) last_element += (view.size(i) - 1) * view.stride(i);
-  const auto first = reinterpret_cast<std::uintptr_t>(view.data());
-  const auto element_bytes = std::uintptr_t(dtype_size(view.dtype()));
-  return {first, first + (std::uintptr_t(last_element) + 1) * element_bytes};
+// The byte span of a non-empty view, or false when its extent is not representable: elements
+// below and above the data pointer, their sum plus one, or that count in bytes overflows int64,
+// or the span starts below address 0 or ends past the top of the address space. Every quantity
+// is checked, so nothing here wraps.
+enum class SpanStatus { ok, too_large, wraps };
+
+SpanStatus byte_span(const TensorView& view, ByteSpan& span) {
+  std::int64_t below = 0;  // elements before data (negative strides)
+  std::int64_t above = 0;  // elements after data up to the last one
+  for (int i = 0; i < view.rank(); ++i) {
+    if (view.size(i) <= 1) continue;
+    std::int64_t reach = 0;
+    if (__builtin_mul_overflow(view.size(i) - 1, view.stride(i), &reach)) {
+      return SpanStatus::too_large;
+    }
+    const bool overflow = reach < 0 ? __builtin_sub_overflow(below, reach, &below)
+                                    : __builtin_add_overflow(above, reach, &above);
+    if (overflow) return SpanStatus::too_large;
+  }
+  std::int64_t elements = 0, bytes = 0, below_bytes = 0;
+  if (__builtin_add_overflow(below, above, &elements) ||
+      __builtin_add_overflow(elements, std::int64_t{1}, &elements) ||
+      __builtin_mul_overflow(elements, std::int64_t(dtype_size(view.dtype())), &bytes) ||
+      __builtin_mul_overflow(below, std::int64_t(dtype_size(view.dtype())), &below_bytes)) {
+    return SpanStatus::too_large;
+  }
+  const auto address = reinterpret_cast<std::uintptr_t>(view.data());
+  if (address < std::uintptr_t(below_bytes)) return SpanStatus::wraps;
+  span.first = address - std::uintptr_t(below_bytes);
+  if (__builtin_add_overflow(span.first, std::uintptr_t(bytes), &span.last)) {
+    return SpanStatus::wraps;
+  }
+  return SpanStatus::ok;
 }
 
-bool same_view(const TensorView& a, const TensorView& b) {
-  return a.data() == b.data() && std::ranges::equal(a.shape(), b.shape()) &&
-         std::ranges::equal(a.strides(), b.strides());
+// The span of a view that passed check_extent.
+ByteSpan checked_byte_span(const TensorView& view) {
+  ByteSpan span{};
+  byte_span(view, span);
+  return span;
+}
+
+std::string describe_layout(const TensorView& view) {
+  return "shape " + format_dims(view.shape()) + ", strides " + format_dims(view.strides()) + ", " +
+         std::to_string(dtype_size(view.dtype())) + "-byte elements";
+}
+
+// A leading dim (one that indexes rows) of size > 1.
+struct LeadingDim {
+  std::int64_t size;
+  std::int64_t stride;
+};
+
+struct LeadingDims {
+  std::array<LeadingDim, kMaxRank> dims{};
+  int count = 0;
+};
+
+// The view's leading dims of size > 1, sorted by stride (at most three: an insertion sort keeps
+// this obvious).
+LeadingDims sorted_leading_dims(const TensorView& view) {
+  LeadingDims sorted;
+  for (int i = 0; i < view.rank() - 1; ++i) {
+    if (view.size(i) <= 1) continue;
+    int k = sorted.count++;
+    for (; k > 0 && sorted.dims[std::size_t(k - 1)].stride > view.stride(i); --k) {
+      sorted.dims[std::size_t(k)] = sorted.dims[std::size_t(k - 1)];
+    }
+    sorted.dims[std::size_t(k)] = {view.size(i), view.stride(i)};
+  }
+  return sorted;
+}
+
+}  // namespace
+
+void check_extent(std::string_view op, std::string_view name, const TensorView& view) {
+  ByteSpan span{};
+  switch (byte_span(view, span)) {
+    case SpanStatus::ok:
+      return;
+    case SpanStatus::too_large:
+      invalid_argument(op, std::string(name) + " spans more than " +
+                               std::to_string(std::numeric_limits<std::int64_t>::max()) +
+                               " bytes (" + describe_layout(view) + ")");
+    case SpanStatus::wraps: {
+      std::ostringstream address;
+      address << view.data();
+      invalid_argument(op, std::string(name) + " at " + address.str() +
+                               " reaches past the end of the address space (" +
+                               describe_layout(view) + ")");
+    }
+  }
+}
+
+// With the leading dims sorted by stride, each stride must step past everything the inner dims
+// (and the row itself) cover. Under this rule the row offsets, taken in the order of the sorted
+// dims, form a mixed-radix number system: strictly increasing, so that check_no_overlap can find
+// the row at or below any offset digit by digit.
+void check_rows_disjoint(std::string_view op, std::string_view name, const TensorView& view) {
+  const LeadingDims sorted = sorted_leading_dims(view);
+  std::int64_t covered = view.dim();
+  for (int k = 0; k < sorted.count; ++k) {
+    const LeadingDim& dim = sorted.dims[std::size_t(k)];
+    if (dim.stride < covered) {
+      invalid_argument(op, std::string(name) + " rows overlap each other (shape " +
+                               format_dims(view.shape()) + ", strides " +
+                               format_dims(view.strides()) +
+                               "): sorted by stride, each leading dim of size > 1 needs a stride "
+                               "of at least the elements that the row and the dims inside it "
+                               "span, here stride " +
+                               std::to_string(dim.stride) + " < " + std::to_string(covered));
+    }
+    covered = dim.stride * (dim.size - 1) + covered;  // within the checked extent
+  }
+}
+
+namespace {
+
+// Identical rows: the same pointer and shape, and the same stride in every dim of size > 1 (a
+// size-1 dim's stride never moves a row).
+bool same_rows(const TensorView& a, const TensorView& b) {
+  if (a.data() != b.data() || a.dtype() != b.dtype() || !std::ranges::equal(a.shape(), b.shape())) {
+    return false;
+  }
+  for (int i = 0; i < a.rank(); ++i) {
+    if (a.size(i) > 1 && a.stride(i) != b.stride(i)) return false;
+  }
+  return true;
+}
+
+// Whether some row of `written` shares a byte with [first, last). The rows of `written` satisfy
+// check_rows_disjoint, so its row offsets are a mixed-radix number system in the sorted dims: the
+// greedy choice of each digit, outermost first, yields the last row starting at or below
+// last - 1, and only that row can reach `first` (every earlier row ends before it starts).
+bool written_row_meets(const TensorView& written, const LeadingDims& dims, std::uintptr_t first,
+                       std::uintptr_t last) {
+  const auto base = reinterpret_cast<std::uintptr_t>(written.data());
+  if (last <= base) return false;
+  const auto element_bytes = std::uintptr_t(dtype_size(written.dtype()));
+  std::uintptr_t rest = last - 1 - base;
+  std::uintptr_t start = base;
+  for (int k = dims.count - 1; k >= 0; --k) {
+    const std::uintptr_t step = std::uintptr_t(dims.dims[std::size_t(k)].stride) * element_bytes;
+    const std::uintptr_t index =
+        std::min(std::uintptr_t(dims.dims[std::size_t(k)].size - 1), rest / step);
+    rest -= index * step;
+    start += index * step;
+  }
+  return start + std::uintptr_t(written.dim()) * element_bytes > first;
+}
+
+// Whether any row of `read` shares a byte with any row of `written` (whose rows satisfy
+// check_rows_disjoint). Leading dims of `read` whose rows lie back to back merge into longer
+// intervals (a packed view is one interval); the remaining intervals are each tested in
+// O(rank), so the work is O(rows of read) at most.
+bool rows_intersect(const TensorView& read, const TensorView& written) {
+  const LeadingDims read_dims = sorted_leading_dims(read);
+  const LeadingDims written_dims = sorted_leading_dims(written);
+  std::int64_t run = read.dim();  // elements of one interval
+  int merged = 0;
+  while (merged < read_dims.count && read_dims.dims[std::size_t(merged)].stride == run) {
+    run *= read_dims.dims[std::size_t(merged)].size;  // within the checked extent
+    ++merged;
+  }
+  const auto element_bytes = std::uintptr_t(dtype_size(read.dtype()));
+  const auto base = reinterpret_cast<std::uintptr_t>(read.data());
+  const std::uintptr_t length = std::uintptr_t(run) * element_bytes;
+  // An odometer over the unmerged dims, innermost (smallest stride) fastest.
+  std::array<std::int64_t, kMaxRank> index{};
+  std::uintptr_t offset = 0;
+  for (;;) {
+    if (written_row_meets(written, written_dims, base + offset, base + offset + length)) {
+      return true;
+    }
+    int k = merged;
+    for (; k < read_dims.count; ++k) {
+      const LeadingDim& dim = read_dims.dims[std::size_t(k)];
+      const std::uintptr_t step = std::uintptr_t(dim.stride) * element_bytes;
+      if (++index[std::size_t(k)] < dim.size) {
+        offset += step;
+        break;
+      }
+      offset -= std::uintptr_t(dim.size - 1) * step;
+      index[std::size_t(k)] = 0;
+    }
+    if (k == read_dims.count) return false;
+  }
 }
 
 }  // namespace
 
 void check_no_overlap(std::string_view op, std::string_view read_name, const TensorView& read,
                       std::string_view written_name, const TensorView& written) {
-  if (same_view(read, written)) return;
-  const ByteSpan a = byte_span(read);
-  const ByteSpan b = byte_span(written);
-  if (a.first < b.last && b.first < a.last) {
+  if (same_rows(read, written)) return;
+  const ByteSpan a = checked_byte_span(read);
+  const ByteSpan b = checked_byte_span(written);
+  if (a.last <= b.first || b.last <= a.first) return;
+  if (rows_intersect(read, written)) {
     invalid_argument(op, std::string(written_name) + " overlaps " + std::string(read_name) +
                              " without being the same view (in place needs identical pointer, "
                              "shape and strides)");

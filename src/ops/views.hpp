@@ -30,12 +30,24 @@ void check_devices(std::string_view op, std::span<const NamedDevice> tensors,
 void check_dtype(std::string_view op, std::string_view name, DType dtype);
 void check_same_shape(std::string_view op, std::string_view a_name, const TensorView& a,
                       std::string_view b_name, const TensorView& b);
-// A non-empty view the kernels can walk: non-negative strides, a unit stride in the last
-// dimension (unless it has one element), an element-aligned pointer.
+// A non-empty view the kernels can walk: a non-null pointer, non-negative strides, a unit stride
+// in the last dimension (unless it has one element), an element-aligned pointer.
 void check_walkable(std::string_view op, std::string_view name, const TensorView& view);
-// Rows of a view that is written must not share memory with each other.
+// A non-empty view whose extent is representable: the elements it spans,
+// sum((size_i - 1) * |stride_i|) + 1, times the element size, computed without overflow, fit in
+// int64, and the bytes it spans neither start below address 0 nor end past the top of the address
+// space. Row offsets and a stride times its size, in elements, then fit in int64, and a row's
+// address never wraps. Precedes every check below, which rely on it.
+void check_extent(std::string_view op, std::string_view name, const TensorView& view);
+// Rows of a view that is written must not share memory with each other. The rule is sufficient,
+// not necessary: with the leading dims of size > 1 sorted by stride, each stride is at least the
+// elements the dims inside it (and the row itself) span,
+//   stride_k >= dim + sum_{j < k} (size_j - 1) * stride_j.
 void check_rows_disjoint(std::string_view op, std::string_view name, const TensorView& view);
-// `written` must not overlap `read` unless both are the same view (in place).
+// `written` (which passed check_rows_disjoint) must not share a byte with `read` unless both have
+// identical rows (in place: same pointer and shape, same strides in the dims of size > 1). Exact:
+// views whose rows interleave without sharing an element pass. O(1) when the byte spans are
+// disjoint or `read` is packed, O(rows of read) at most.
 void check_no_overlap(std::string_view op, std::string_view read_name, const TensorView& read,
                       std::string_view written_name, const TensorView& written);
 
