@@ -98,6 +98,8 @@ void check_rstd_memory(const TensorView& rstd, const TensorView& input, const Te
     invalid("rstd stride is 0 for " + std::to_string(rows) +
             " rows (every row would write one value; 0 is allowed for a single row)");
   }
+  if (rstd.data() == nullptr)
+    invalid("rstd data pointer is null (" + std::to_string(rows) + " rows)");
   if (reinterpret_cast<std::uintptr_t>(rstd.data()) % sizeof(float) != 0) {
     invalid("rstd pointer is not aligned to its 4-byte elements");
   }
@@ -136,21 +138,34 @@ EpsMode parse_eps_mode(std::string_view text) {
               "unknown eps mode '" + std::string(text) + "' (expected add or clamp)");
 }
 
-void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
-             const L2NormOptions& options) {
-  check_devices(encoder, input.device(), output.device());
+namespace {
+
+// The checks of the tensor form (devices are checked by the caller, with every tensor of the
+// call). Returns false for an empty batch (e.g. zero tokens), which is valid and does nothing.
+bool check_views(const TensorView& input, const TensorView& output, const L2NormOptions& options,
+                 const TensorView* rstd) {
   check_dtypes(input.dtype(), output.dtype());
   detail::check_same_shape(kOp, "input", input, "output", output);
   if (input.dim() == 0) invalid("dim is 0 (shape " + detail::format_dims(input.shape()) + ")");
+  if (rstd != nullptr) check_rstd_shape(input, *rstd);
   check_options(options);
-  if (input.rows() == 0) return;  // an empty batch (e.g. zero tokens) is valid and does nothing
+  if (input.rows() == 0) return false;
   detail::check_walkable(kOp, "input", input);
   detail::check_walkable(kOp, "output", output);
   detail::check_extent(kOp, "input", input);
   detail::check_extent(kOp, "output", output);
   detail::check_rows_disjoint(kOp, "output", output);
   detail::check_no_overlap(kOp, "input", input, "output", output);
-  dispatch(encoder, input, output, options);
+  if (rstd != nullptr) check_rstd_memory(*rstd, input, output);
+  return true;
+}
+
+}  // namespace
+
+void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
+             const L2NormOptions& options) {
+  check_devices(encoder, input.device(), output.device());
+  if (check_views(input, output, options, nullptr)) dispatch(encoder, input, output, options);
 }
 
 void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
@@ -158,18 +173,7 @@ void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView&
   const std::array<detail::NamedDevice, 3> tensors{
       {{"input", input.device()}, {"output", output.device()}, {"rstd", rstd.device()}}};
   detail::check_devices(kOp, tensors, encoder.device());
-  check_dtypes(input.dtype(), output.dtype());
-  detail::check_same_shape(kOp, "input", input, "output", output);
-  if (input.dim() == 0) invalid("dim is 0 (shape " + detail::format_dims(input.shape()) + ")");
-  check_rstd_shape(input, rstd);
-  check_options(options);
-  if (input.rows() == 0) return;  // an empty batch (e.g. zero tokens) is valid and does nothing
-  detail::check_walkable(kOp, "input", input);
-  detail::check_walkable(kOp, "output", output);
-  detail::check_rows_disjoint(kOp, "output", output);
-  detail::check_no_overlap(kOp, "input", input, "output", output);
-  check_rstd_memory(rstd, input, output);
-  dispatch(encoder, input, output, options, &rstd);
+  if (check_views(input, output, options, &rstd)) dispatch(encoder, input, output, options, &rstd);
 }
 
 void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output, std::int64_t rows,

@@ -496,6 +496,15 @@ TEST_P(Rstd, RejectsBadStrides) {
                 TensorView(misaligned, DType::f32, device(), {1}));
       },
       {"l2_norm: rstd pointer is not aligned to its 4-byte elements"});
+  expect_error([&] { l2_norm(encoder, x, y, TensorView(nullptr, DType::f32, device(), {8})); },
+               {"l2_norm: rstd data pointer is null"});
+  // The input's and output's extents are checked as in the form without rstd.
+  expect_error(
+      [&] {
+        l2_norm(encoder, TensorView(in.data(), DType::f32, device(), {8, 4}, {1LL << 62, 1}), y,
+                r.view({8}));
+      },
+      {"l2_norm: input spans more than"});
   EXPECT_TRUE(encoder.recorded().empty());
 }
 
