@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds l2norm with the CUDA backend on the GPU machine and runs the CUDA checks there:
-#   bench/device_run.sh [build] [tests] [sanitize] [bench] [baseline] [peers]
-# (default: all but baseline). $TREE names the tree in the summary (e.g. a commit hash). Logs go
-# to $OUT (or ./out): build.log, tests.log, sanitizer.log,
-# bench.md, peers.md, summary.md.
+#   bench/device_run.sh [build] [tests] [sanitize] [bench] [baseline] [python] [peers]
+# (default: all but baseline and python). $TREE names the tree in the summary (e.g. a commit
+# hash). Logs go to $OUT (or ./out): build.log, tests.log, sanitizer.log, bench.md, peers.md,
+# python.log, summary.md.
 # baseline: A/B against an older tree. $BASELINE names its source folder (e.g. made with
 # `git archive REV | tar -x -C .ab/old` and carried); it is built beside this tree and its
 # l2norm-bench runs after this tree's, then this tree's runs again, into baseline.md and
@@ -70,12 +70,23 @@ if has baseline; then
   start=$SECONDS
   { cmake -G Ninja -S "$BASELINE" -B build/baseline -DCMAKE_BUILD_TYPE=Release -DL2NORM_CUDA=ON \
       -DL2NORM_BUILD_BENCHMARKS=ON -DL2NORM_BUILD_TESTS=OFF && ninja -C build/baseline l2norm-bench
-  } > "$OUT/baseline_build.log" 2>&1
-  note "baseline build ($BASELINE): rc=$? in $((SECONDS - start)) s"
+  } > build/baseline_build.log 2>&1
+  note "baseline build ($BASELINE): rc=$? in $((SECONDS - start)) s (log: build/baseline_build.log)"
   timeout 300 build/baseline/bin/l2norm-bench > "$OUT/baseline.md" 2>&1
   note "baseline bench: rc=$?"
   timeout 300 $BIN/l2norm-bench > "$OUT/bench_again.md" 2>&1
   note "bench again: rc=$?"
+fi
+
+if has python; then
+  # The Python package built with what the machine has (no package registry there), then its
+  # tests, whose CUDA halves run here.
+  start=$SECONDS
+  { python3 -m pip install --no-build-isolation --no-deps -q . &&
+      (cd python_tests && PYTHONUNBUFFERED=1 timeout 400 python3 -m pytest -q -p no:cacheprovider \
+        -rs test_python_*.py)
+  } > "$OUT/python.log" 2>&1
+  note "python: rc=$? in $((SECONDS - start)) s: $(grep -E '(passed|failed|error)' "$OUT/python.log" | tail -1)"
 fi
 
 if has peers; then
