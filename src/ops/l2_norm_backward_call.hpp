@@ -36,4 +36,15 @@ struct L2NormBackwardCall {
   int vector_elements;
 };
 
+// What prewarm_l2_norm_backward compiles for: every variant a call with these dtypes, dim, options
+// and form may pick.
+struct L2NormBackwardPrewarm {
+  DType dy_dtype;
+  DType y_dtype;
+  DType dx_dtype;
+  std::int64_t dim;
+  L2NormOptions options;
+  bool from_input;
+};
+
 }  // namespace l2norm::detail
