@@ -1,4 +1,5 @@
-// The README's C++ example: normalize q-like rows on the GPU when one is present, else the CPU.
+// The README's C++ example: normalize q-like rows on the GPU when one is present, else the CPU,
+// then take the gradient of the normalization.
 #include <cstdio>
 #include <vector>
 
@@ -23,6 +24,18 @@ int main() {
     y.copy_to_host(out.data(), out.size() * sizeof(float));
     std::printf("%s: %.1f %.1f | %.1f %.1f\n", device.name().c_str(), out[0], out[1], out[2],
                 out[3]);
+
+    // The gradient of sum(dy * y) with respect to x, from x alone: for x = [3, 4] and dy = [1, 0],
+    // dx = (dy - (dy . y) y) / |x| = [0.128, -0.096]; for [30, 40], a tenth of that.
+    const std::vector<float> gradient = {1.0f, 0.0f, 1.0f, 0.0f};
+    l2norm::Buffer dy(device, l2norm::DType::f32, rows * dim);
+    l2norm::Buffer dx(device, l2norm::DType::f32, rows * dim);
+    dy.copy_from_host(gradient.data(), gradient.size() * sizeof(float));
+    l2norm::l2_norm_backward_from_input(encoder, dy.view({rows, dim}), x.view({rows, dim}),
+                                        dx.view({rows, dim}), {.eps = 1e-6f});
+    encoder.wait();
+    dx.copy_to_host(out.data(), out.size() * sizeof(float));
+    std::printf("dx: %.4f %.4f | %.4f %.4f\n", out[0], out[1], out[2], out[3]);
     return 0;
   } catch (const l2norm::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());

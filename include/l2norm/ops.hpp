@@ -83,4 +83,11 @@ void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output,
 void prewarm_l2_norm(const Device& device, DType dtype, std::int64_t dim,
                      const L2NormOptions& options = {});
 
+// Compiles ahead of time every kernel variant l2_norm_backward (from_input false) or
+// l2_norm_backward_from_input (true) may pick on `device` for rows of `dim` elements with these
+// dtypes (dy, y or x, dx) and options, any row count, aligned or not. A no-op on the CPU.
+void prewarm_l2_norm_backward(const Device& device, DType dy_dtype, DType y_dtype, DType dx_dtype,
+                              std::int64_t dim, const L2NormOptions& options = {},
+                              bool from_input = false);
+
 }  // namespace l2norm

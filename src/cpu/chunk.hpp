@@ -111,6 +111,40 @@ inline RawOf<T> narrow(const Widened<T>& values) {
   }
 }
 
+// The same chunk in element order: vectors[k][i] is element k * kLanes + i. A 16-bit chunk's even
+// and odd vectors are interleaved lane by lane, so chunks of different dtypes pair up element by
+// element (the backward op reads dy, y and dx of any three dtypes together).
+template <DType T>
+inline Widened<T> widen_in_order(const RawOf<T>& raw) {
+  if constexpr (T == DType::f32) {
+    return {{raw}};
+  } else {
+    const Widened<T> split = widen<T>(raw);
+    const F32x16& even = split.vectors[0];
+    const F32x16& odd = split.vectors[1];
+    return {
+        {__builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+         __builtin_shufflevector(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                 15, 31)}};
+  }
+}
+
+// The inverse of widen_in_order: rounds values in element order to one chunk of T.
+template <DType T, bool kMayBeNaN>
+inline RawOf<T> narrow_in_order(const Widened<T>& values) {
+  if constexpr (T == DType::f32) {
+    return values.vectors[0];
+  } else {
+    const F32x16& low = values.vectors[0];
+    const F32x16& high = values.vectors[1];
+    const Widened<T> split{{__builtin_shufflevector(low, high, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+                                                    20, 22, 24, 26, 28, 30),
+                            __builtin_shufflevector(low, high, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19,
+                                                    21, 23, 25, 27, 29, 31)}};
+    return narrow<T, kMayBeNaN>(split);
+  }
+}
+
 template <DType T>
 inline float widen_scalar(ElementOf<T> element) {
   if constexpr (T == DType::f32) return element;

@@ -1,8 +1,11 @@
-// A validated l2_norm_backward call, as the op layer hands it to a backend.
+// A validated l2_norm_backward call, as the op layer hands it to a backend, and the entry points
+// each backend defines for it.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
+#include "core/backend.hpp"
 #include "l2norm/dtype.hpp"
 #include "l2norm/ops.hpp"
 #include "ops/rows.hpp"
@@ -35,5 +38,31 @@ struct L2NormBackwardCall {
   // of the widest dtype): divides every view's base address, row strides and row length.
   int vector_elements;
 };
+
+// What prewarm_l2_norm_backward compiles for: every variant a call with these dtypes, dim, options
+// and form may pick.
+struct L2NormBackwardPrewarm {
+  DType dy_dtype;
+  DType y_dtype;
+  DType dx_dtype;
+  std::int64_t dim;
+  L2NormOptions options;
+  bool from_input;
+};
+
+// Runs the call to completion on the calling thread and the pool
+// (src/cpu/l2_norm_backward_cpu.cpp); returns the variant name, e.g.
+// "cpu.l2_norm_backward<dy=bf16,y=bf16,dx=f32,add,unscaled,from_output>".
+namespace cpu {
+std::string run(Backend, EncoderImpl& encoder, const L2NormBackwardCall& call);
+}  // namespace cpu
+
+// Defined where the CUDA backend is built (src/cuda/l2_norm_backward_cuda.cpp): enqueues the call
+// and returns the kernel's name; prewarm loads every variant a call of the request's dtypes, dim,
+// options and form may pick on the device.
+namespace cuda {
+std::string run(Backend, EncoderImpl& encoder, const L2NormBackwardCall& call);
+void prewarm(Backend, int device_index, const L2NormBackwardPrewarm& request);
+}  // namespace cuda
 
 }  // namespace l2norm::detail

@@ -119,4 +119,82 @@ __device__ __forceinline__ void store_vector(void* base, long long offset, const
   *reinterpret_cast<raw_vector_t*>(static_cast<char*>(base) + offset * kElementBytes) = raw;
 }
 
+// ---- Typed access: the dtype is a template argument (an L2NORM_DTYPE_* code) rather than the
+// L2NORM_DTYPE define, for kernels whose tensors each have their own dtype (the backward op). The
+// conversions are the ones above: exact widening, round to nearest even, NaN kept. ----
+
+template <int Dtype>
+__device__ __forceinline__ constexpr int dtype_bytes() {
+  return Dtype == L2NORM_DTYPE_F32 ? 4 : 2;
+}
+
+template <int Dtype>
+__device__ __forceinline__ float bits16_to_float(unsigned short bits) {
+  if constexpr (Dtype == L2NORM_DTYPE_F16) {
+    float value;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+    return value;
+  } else {
+    return __uint_as_float(static_cast<unsigned int>(bits) << 16);
+  }
+}
+
+template <int Dtype>
+__device__ __forceinline__ unsigned short float_to_bits16(float value) {
+  unsigned short bits;
+  if constexpr (Dtype == L2NORM_DTYPE_F16) {
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+  } else {
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+  }
+  return bits;
+}
+
+// Loads `Elements` consecutive elements of dtype `Dtype` at element `offset` of `base` (one
+// access of Elements * dtype_bytes bytes, which must divide the address) and widens them.
+template <int Dtype, int Elements>
+__device__ __forceinline__ void load_typed(const void* base, long long offset, float* out) {
+  constexpr int kBytes = Elements * dtype_bytes<Dtype>();
+  typedef typename RawVector<kBytes>::type raw_t;
+  const raw_t raw = *reinterpret_cast<const raw_t*>(static_cast<const char*>(base) +
+                                                    offset * dtype_bytes<Dtype>());
+  if constexpr (kBytes == 2) {
+    out[0] = bits16_to_float<Dtype>(raw);
+  } else {
+    const unsigned int* words = reinterpret_cast<const unsigned int*>(&raw);
+#pragma unroll
+    for (int w = 0; w < kBytes / 4; ++w) {
+      if constexpr (Dtype == L2NORM_DTYPE_F32) {
+        out[w] = __uint_as_float(words[w]);
+      } else {
+        out[2 * w] = bits16_to_float<Dtype>(static_cast<unsigned short>(words[w] & 0xffffu));
+        out[2 * w + 1] = bits16_to_float<Dtype>(static_cast<unsigned short>(words[w] >> 16));
+      }
+    }
+  }
+}
+
+// Rounds `Elements` f32 values to dtype `Dtype` and stores them at element `offset` of `base`.
+template <int Dtype, int Elements>
+__device__ __forceinline__ void store_typed(void* base, long long offset, const float* in) {
+  constexpr int kBytes = Elements * dtype_bytes<Dtype>();
+  typedef typename RawVector<kBytes>::type raw_t;
+  raw_t raw;
+  if constexpr (kBytes == 2) {
+    raw = float_to_bits16<Dtype>(in[0]);
+  } else {
+    unsigned int* words = reinterpret_cast<unsigned int*>(&raw);
+#pragma unroll
+    for (int w = 0; w < kBytes / 4; ++w) {
+      if constexpr (Dtype == L2NORM_DTYPE_F32) {
+        words[w] = __float_as_uint(in[w]);
+      } else {
+        words[w] = static_cast<unsigned int>(float_to_bits16<Dtype>(in[2 * w])) |
+                   (static_cast<unsigned int>(float_to_bits16<Dtype>(in[2 * w + 1])) << 16);
+      }
+    }
+  }
+  *reinterpret_cast<raw_t*>(static_cast<char*>(base) + offset * dtype_bytes<Dtype>()) = raw;
+}
+
 }  // namespace l2norm_kernels
