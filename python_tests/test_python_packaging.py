@@ -47,6 +47,12 @@ def test_sdist_wheel_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--system-site-packages", str(venv))
     python = str(venv / "bin" / "python")
+    # --system-site-packages reaches the base interpreter's packages only; where the running
+    # interpreter is itself a virtual environment, NumPy comes from its site-packages by a .pth.
+    import numpy
+    site = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
+    pathlib.Path(site, "l2norm_test_numpy.pth").write_text(
+        str(pathlib.Path(numpy.__file__).parent.parent) + "\n")
     run(python, "-m", "pip", "install", "--no-index", "--no-deps", str(wheel))
     out = run(python, "-c", """
 import importlib.metadata, pathlib, sys

@@ -36,10 +36,12 @@ l2norm::Error invalid(const std::string& message) {
 }
 
 std::string dtype_text(const nb::dlpack::dtype& dtype) {
-  static const char* const kCodes[] = {"int", "uint", "float", "opaque", "bfloat", "complex",
-                                       "bool"};
-  const std::string code = dtype.code < 7 ? kCodes[dtype.code] : "code" + std::to_string(dtype.code);
-  return code + std::to_string(dtype.bits) + (dtype.lanes != 1 ? "x" + std::to_string(dtype.lanes) : "");
+  static const char* const kCodes[] = {"int",    "uint",    "float", "opaque",
+                                       "bfloat", "complex", "bool"};
+  const std::string code =
+      dtype.code < 7 ? kCodes[dtype.code] : "code" + std::to_string(dtype.code);
+  return code + std::to_string(dtype.bits) +
+         (dtype.lanes != 1 ? "x" + std::to_string(dtype.lanes) : "");
 }
 
 // bf16_bits: the array holds uint16 bit patterns of bfloat16 values (NumPy arrays of ml_dtypes'
@@ -77,15 +79,19 @@ l2norm::TensorView view_of(const Array& array, bool bf16_bits, const char* role)
   const auto rank = static_cast<std::size_t>(array.ndim());
   const l2norm::DType dtype = dtype_of(array.dtype(), bf16_bits, role);
   const l2norm::Device device = device_of(array.device_type(), array.device_id(), role);
-  // DLPack strides are in elements, as TensorView's are. The library rejects rank 0 and > 4,
-  // negative strides and a non-unit last stride with its own messages.
-  return l2norm::TensorView(const_cast<void*>(static_cast<const void*>(array.data())), dtype,
-                            device, std::span<const std::int64_t>(array.shape_ptr(), rank),
+  // DLPack strides are in elements, as TensorView's are; null strides mean a compact row-major
+  // array (producers such as NumPy may export contiguous arrays so). The library rejects rank 0
+  // and > 4, negative strides and a non-unit last stride with its own messages.
+  void* const data = const_cast<void*>(static_cast<const void*>(array.data()));
+  const std::span<const std::int64_t> shape(array.shape_ptr(), rank);
+  if (array.stride_ptr() == nullptr) return l2norm::TensorView(data, dtype, device, shape);
+  return l2norm::TensorView(data, dtype, device, shape,
                             std::span<const std::int64_t>(array.stride_ptr(), rank));
 }
 
 l2norm::L2NormOptions options_of(float eps, float scale, bool clamp) {
-  return {.eps = eps, .scale = scale,
+  return {.eps = eps,
+          .scale = scale,
           .eps_mode = clamp ? l2norm::EpsMode::clamp : l2norm::EpsMode::add};
 }
 
@@ -101,10 +107,9 @@ l2norm::CommandEncoder& cached_encoder(const l2norm::Device& device, std::uintpt
   for (Entry& entry : cache) {
     if (entry.stream == stream && entry.device == device) return *entry.encoder;
   }
-  auto encoder = device.is_cpu()
-                     ? std::make_unique<l2norm::CommandEncoder>(device)
-                     : std::make_unique<l2norm::CommandEncoder>(
-                           device, reinterpret_cast<void*>(stream));
+  auto encoder = device.is_cpu() ? std::make_unique<l2norm::CommandEncoder>(device)
+                                 : std::make_unique<l2norm::CommandEncoder>(
+                                       device, reinterpret_cast<void*>(stream));
   cache.push_back({device, stream, std::move(encoder)});
   return *cache.back().encoder;
 }
@@ -172,16 +177,17 @@ NB_MODULE(_core, m) {
   nb::register_exception_translator(translate_error);
 
   m.attr("__version__") = L2NORM_VERSION_STRING;
-  m.def("l2_norm", &l2_norm, nb::arg("input"), nb::arg("output"), nb::arg("eps"),
-        nb::arg("scale"), nb::arg("clamp"), nb::arg("stream"), nb::arg("bf16_bits"),
+  m.def("l2_norm", &l2_norm, nb::arg("input"), nb::arg("output"), nb::arg("eps"), nb::arg("scale"),
+        nb::arg("clamp"), nb::arg("stream"), nb::arg("bf16_bits"),
         "Normalizes the rows of `input` into `output` (same shape and dtype, any DLPack array on "
         "the CPU or a CUDA device). `stream` is the cudaStream_t to run on as an integer (DLPack "
         "conventions: 1 the legacy default stream, 2 the per-thread one); ignored on the CPU. "
         "`bf16_bits`: uint16 arrays hold bfloat16 bit patterns. Releases the GIL while it works.");
-  m.def("prewarm", &prewarm, nb::arg("device"), nb::arg("dtype"), nb::arg("dim"), nb::arg("eps"),
-        nb::arg("scale"), nb::arg("clamp"),
-        "Compiles every kernel l2_norm may pick on `device` for rows of `dim` `dtype` elements, so "
-        "later calls need no compilation (and may be captured into a CUDA graph). No-op on the CPU.");
+  m.def(
+      "prewarm", &prewarm, nb::arg("device"), nb::arg("dtype"), nb::arg("dim"), nb::arg("eps"),
+      nb::arg("scale"), nb::arg("clamp"),
+      "Compiles every kernel l2_norm may pick on `device` for rows of `dim` `dtype` elements, so "
+      "later calls need no compilation (and may be captured into a CUDA graph). No-op on the CPU.");
   m.def("cuda_available", &l2norm::cuda_available,
         "True when this build has the CUDA backend and a usable CUDA device is present.");
   m.def("cuda_unavailable_reason", &l2norm::cuda_unavailable_reason,
@@ -190,6 +196,5 @@ NB_MODULE(_core, m) {
   m.def("set_cpu_thread_count", &l2norm::set_cpu_thread_count, nb::arg("n"),
         "Worker threads of the CPU backend (results are the same bits whatever the count); "
         "n < 1 restores the default.");
-  m.def("cpu_thread_count", &l2norm::cpu_thread_count,
-        "Worker threads the CPU backend uses.");
+  m.def("cpu_thread_count", &l2norm::cpu_thread_count, "Worker threads the CPU backend uses.");
 }
