@@ -267,17 +267,26 @@ def op_times(text, kinds=("main", "strided")):
     return times
 
 
-def baseline_section(run):
-    """This tree against the baseline tree of an A/B run (device_run.sh's baseline stage)."""
-    if not run.baseline:
+def baseline_section(run, ab_run=None):
+    """This tree against the baseline tree of an A/B run (device_run.sh's baseline stage), from
+    this run or, when `ab_run` is given, from that run (whose own tree the section names)."""
+    source = ab_run or run
+    if not source.baseline:
         return []
+    run = source
     first, baseline = op_times(run.bench), op_times(run.baseline)
     again = op_times(run.bench_again) if run.bench_again else {}
-    out = ["## A/B against the baseline tree (same machine, same run)", "",
-           prose("This tree's l2norm-bench ran, then the baseline tree's, then this tree's again "
-                 "(`bench/device_run.sh ... bench baseline`). Ratio = copy / op of each run."), "",
-           "| shape | this tree us | baseline us | this tree again us | this tree ratio | "
-           "baseline ratio | again ratio |", "|---|---|---|---|---|---|---|"]
+    tree = next((line for line in run.summary_lines if line.startswith("tree:")), None)
+    out = ["## A/B against the baseline tree (same machine, same run)", ""]
+    if ab_run is not None:
+        where = f"{run.stamp or 'unknown date'} on {run.card or 'unknown card'}"
+        out += [prose(f"From the run of {where}" + (f" ({tree})" if tree else "") +
+                      ", not the run above."), ""]
+    out += [prose("This tree's l2norm-bench ran, then the baseline tree's, then this tree's "
+                  "again (`bench/device_run.sh ... bench baseline`). Ratio = copy / op of each "
+                  "run."), "",
+            "| shape | this tree us | baseline us | this tree again us | this tree ratio | "
+            "baseline ratio | again ratio |", "|---|---|---|---|---|---|---|"]
     fmt = lambda value, spec: "n/a" if value is None else format(value, spec)
     for shape, (_, op, ratio) in first.items():
         if shape not in baseline:
@@ -502,10 +511,11 @@ def header(run, commit):
                   "regenerate rather than edit."), "", prose(line), "", prose("Method. " + METHOD)]
 
 
-def render(out_dir, cpu=None, cpu_machine=None, commit=None):
+def render(out_dir, cpu=None, cpu_machine=None, commit=None, ab_dir=None):
     run = DeviceRun(out_dir)
+    ab_run = DeviceRun(ab_dir) if ab_dir else None
     sections = [header(run, commit), checks_section(run), bench_section(run),
-                baseline_section(run), peers_section(run), cpu_section(cpu, cpu_machine),
+                baseline_section(run, ab_run), peers_section(run), cpu_section(cpu, cpu_machine),
                 targets_section(run)]
     return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
@@ -516,11 +526,13 @@ def main(argv=None):
     parser.add_argument("--cpu", help="l2norm-bench-cpu output (JSON or console)")
     parser.add_argument("--cpu-machine", help="how to name the CPU machine in the CPU section")
     parser.add_argument("--commit", help="the commit whose tree the device run built")
+    parser.add_argument("--ab", help="the output folder of another device run whose baseline "
+                                     "stage gives the A/B section")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
     args = parser.parse_args(argv)
     if not Path(args.out_dir).is_dir():
         parser.error(f"{args.out_dir} is not a folder")
-    text = render(args.out_dir, args.cpu, args.cpu_machine, args.commit)
+    text = render(args.out_dir, args.cpu, args.cpu_machine, args.commit, args.ab)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

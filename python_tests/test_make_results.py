@@ -138,3 +138,11 @@ def test_baseline_stage_gives_an_ab_table(tmp_path):
 
 def test_no_baseline_no_ab_section():
     assert "A/B" not in make_results.render(RUN)
+
+
+def test_ab_section_from_another_run(tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(RUN, other)
+    (other / "baseline.md").write_text((RUN / "bench.md").read_text())
+    text = make_results.render(RUN, ab_dir=other)
+    assert "## A/B against the baseline tree" in text and "not the run above" in text
