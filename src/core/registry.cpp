@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <map>
@@ -106,21 +106,28 @@ std::vector<std::string> quoted_includes(std::string_view text) {
 
 enum class DiskRead { missing, valid, rejected };
 
+// Closes a C stdio file when it goes out of scope. Entries are read and written with C stdio,
+// as bytes: the library keeps no state in C++ streams or the global C++ locale.
+struct FileCloser {
+  void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
 DiskRead read_entry(const std::filesystem::path& path, const CacheKey& key,
                     std::vector<char>& payload) {
-  std::ifstream file(path, std::ios::binary);
+  const File file(std::fopen(path.c_str(), "rb"));
   if (!file) return DiskRead::missing;
   EntryHeader header{};
-  if (!file.read(reinterpret_cast<char*>(&header), sizeof header)) return DiskRead::rejected;
+  if (std::fread(&header, sizeof header, 1, file.get()) != 1) return DiskRead::rejected;
   if (header.magic != kEntryMagic || header.key != key.words ||
       header.payload_bytes > (std::uint64_t{1} << 32)) {
     return DiskRead::rejected;
   }
   payload.resize(static_cast<std::size_t>(header.payload_bytes));
-  if (!file.read(payload.data(), static_cast<std::streamsize>(payload.size()))) {
+  if (std::fread(payload.data(), 1, payload.size(), file.get()) != payload.size()) {
     return DiskRead::rejected;
   }
-  if (file.peek() != std::ifstream::traits_type::eof()) return DiskRead::rejected;
+  if (std::fgetc(file.get()) != EOF) return DiskRead::rejected;
   return checksum(payload) == header.payload_checksum ? DiskRead::valid : DiskRead::rejected;
 }
 
@@ -137,13 +144,14 @@ void write_entry(const std::filesystem::path& path, const CacheKey& key,
       std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) + "." +
       std::to_string(sequence.fetch_add(1));
   {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+    File file(std::fopen(temporary.c_str(), "wb"));
     if (!file) return;
     const EntryHeader header{kEntryMagic, key.words, payload.size(), checksum(payload)};
-    file.write(reinterpret_cast<const char*>(&header), sizeof header);
-    file.write(payload.data(), static_cast<std::streamsize>(payload.size()));
-    if (!file.flush()) {
-      file.close();
+    const bool written =
+        std::fwrite(&header, sizeof header, 1, file.get()) == 1 &&
+        std::fwrite(payload.data(), 1, payload.size(), file.get()) == payload.size() &&
+        std::fflush(file.get()) == 0;
+    if (std::fclose(file.release()) != 0 || !written) {
       std::filesystem::remove(temporary, error);
       return;
     }

@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstdio>
 #include <limits>
-#include <sstream>
 
 #include "l2norm/error.hpp"
 
@@ -13,19 +14,21 @@ void invalid_argument(std::string_view op, const std::string& message) {
   throw Error(ErrorCode::invalid_argument, std::string(op) + ": " + message);
 }
 
+// Messages are built without C++ streams: their number formatting follows the global C++ locale
+// (a caller's digit grouping would turn 1024 into "1,024").
 std::string format_dims(std::span<const std::int64_t> values) {
-  std::ostringstream text;
-  text << '[';
-  for (std::size_t i = 0; i < values.size(); ++i) text << (i ? ", " : "") << values[i];
-  text << ']';
-  return text.str();
+  std::string text = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(values[i]);
+  }
+  return text + "]";
 }
 
 std::string format_float(float value) {
-  std::ostringstream text;
-  text.precision(9);
-  text << value;
-  return text.str();
+  char text[32];
+  const auto result = std::to_chars(text, text + sizeof text, value, std::chars_format::general, 9);
+  return std::string(text, result.ptr);
 }
 
 void check_devices(std::string_view op, std::span<const NamedDevice> tensors,
@@ -174,9 +177,9 @@ void check_extent(std::string_view op, std::string_view name, const TensorView& 
                                std::to_string(std::numeric_limits<std::int64_t>::max()) +
                                " bytes (" + describe_layout(view) + ")");
     case SpanStatus::wraps: {
-      std::ostringstream address;
-      address << view.data();
-      invalid_argument(op, std::string(name) + " at " + address.str() +
+      char address[32];
+      std::snprintf(address, sizeof address, "%p", view.data());
+      invalid_argument(op, std::string(name) + " at " + address +
                                " reaches past the end of the address space (" +
                                describe_layout(view) + ")");
     }
