@@ -7,8 +7,8 @@
 #include <atomic>
 #include <cstdint>
 
-#include "ops/rows.hpp"
 #include "cpu/thread_pool.hpp"
+#include "ops/rows.hpp"
 
 namespace l2norm::detail::cpu {
 
