@@ -30,18 +30,6 @@ void check_dtypes(DType input, DType output) {
   }
 }
 
-void check_options(const L2NormOptions& options) {
-  if (!std::isfinite(options.eps) || options.eps < 0.0f) {
-    invalid("eps must be finite and >= 0, got " + detail::format_float(options.eps));
-  }
-  if (!std::isfinite(options.scale)) {
-    invalid("scale must be finite, got " + detail::format_float(options.scale));
-  }
-  if (options.eps_mode != EpsMode::add && options.eps_mode != EpsMode::clamp) {
-    invalid("unknown eps_mode code " + std::to_string(int(options.eps_mode)));
-  }
-}
-
 void check_devices(const CommandEncoder& encoder, Device input, Device output) {
   const std::array<detail::NamedDevice, 2> tensors{{{"input", input}, {"output", output}}};
   detail::check_devices(kOp, tensors, encoder.device());
@@ -148,7 +136,7 @@ bool check_views(const TensorView& input, const TensorView& output, const L2Norm
   detail::check_same_shape(kOp, "input", input, "output", output);
   if (input.dim() == 0) invalid("dim is 0 (shape " + detail::format_dims(input.shape()) + ")");
   if (rstd != nullptr) check_rstd_shape(input, *rstd);
-  check_options(options);
+  detail::check_options(kOp, options);
   if (input.rows() == 0) return false;
   detail::check_walkable(kOp, "input", input);
   detail::check_walkable(kOp, "output", output);
@@ -198,7 +186,7 @@ void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output,
   check_count(output, "output");
   check_dtypes(input.dtype(), output.dtype());
   check_devices(encoder, input.device(), output.device());
-  check_options(options);
+  detail::check_options(kOp, options);
   const std::array<std::int64_t, 2> shape{rows, dim};
   dispatch(encoder, TensorView(input.data(), input.dtype(), input.device(), shape),
            TensorView(output.data(), output.dtype(), output.device(), shape), options);
@@ -208,7 +196,7 @@ void prewarm_l2_norm(const Device& device, DType dtype, std::int64_t dim,
                      const L2NormOptions& options) {
   if (dim <= 0) invalid("prewarm: dim must be positive, got " + std::to_string(dim));
   check_dtypes(dtype, dtype);
-  check_options(options);
+  detail::check_options(kOp, options);
   require_device(device);
   detail::prewarm_on(device, detail::L2NormPrewarm{dtype, dim, options});
 }

@@ -22,18 +22,6 @@ constexpr std::string_view kOp = "l2_norm_backward";
   detail::invalid_argument(kOp, message);
 }
 
-void check_options(const L2NormOptions& options) {
-  if (!std::isfinite(options.eps) || options.eps < 0.0f) {
-    invalid("eps must be finite and >= 0, got " + detail::format_float(options.eps));
-  }
-  if (!std::isfinite(options.scale)) {
-    invalid("scale must be finite, got " + detail::format_float(options.scale));
-  }
-  if (options.eps_mode != EpsMode::add && options.eps_mode != EpsMode::clamp) {
-    invalid("unknown eps_mode code " + std::to_string(int(options.eps_mode)));
-  }
-}
-
 void check_dtypes(DType dy, std::string_view y_name, DType y, DType dx) {
   detail::check_dtype(kOp, "dy", dy);
   detail::check_dtype(kOp, y_name, y);
@@ -73,6 +61,9 @@ void check_rstd_shape(const TensorView& rstd, std::int64_t rows) {
 }
 
 void check_rstd_walkable(const TensorView& rstd, std::int64_t rows) {
+  if (rstd.data() == nullptr) {
+    invalid("rstd data pointer is null (" + std::to_string(rows) + " rows)");
+  }
   if (rstd.stride(0) < 0 || (rstd.stride(0) == 0 && rows > 1)) {
     invalid("rstd stride " + std::to_string(rstd.stride(0)) + " must be positive (0 only for " +
             "one row; rows=" + std::to_string(rows) + ")");
@@ -90,11 +81,14 @@ bool check_views(std::string_view y_name, const TensorView& dy, const TensorView
   detail::check_same_shape(kOp, "dy", dy, y_name, y);
   detail::check_same_shape(kOp, "dy", dy, "dx", dx);
   if (dy.dim() == 0) invalid("dim is 0 (shape " + detail::format_dims(dy.shape()) + ")");
-  check_options(options);
+  detail::check_options(kOp, options);
   if (dy.rows() == 0) return false;
   detail::check_walkable(kOp, "dy", dy);
   detail::check_walkable(kOp, y_name, y);
   detail::check_walkable(kOp, "dx", dx);
+  detail::check_extent(kOp, "dy", dy);
+  detail::check_extent(kOp, y_name, y);
+  detail::check_extent(kOp, "dx", dx);
   detail::check_rows_disjoint(kOp, "dx", dx);
   check_dx_apart(dy, y_name, y, dx);
   return true;
@@ -136,6 +130,7 @@ void l2_norm_backward(CommandEncoder& encoder, const TensorView& dy, const Tenso
   check_rstd_shape(rstd, dy.rows());
   if (!check_views("y", dy, y, dx, options)) return;
   check_rstd_walkable(rstd, dy.rows());
+  detail::check_extent(kOp, "rstd", rstd);
   detail::check_no_overlap(kOp, "rstd", rstd, "dx", dx);
   dispatch(encoder, dy, y, &rstd, dx, options);
 }
@@ -153,7 +148,7 @@ void prewarm_l2_norm_backward(const Device& device, DType dy_dtype, DType y_dtyp
                               std::int64_t dim, const L2NormOptions& options, bool from_input) {
   if (dim <= 0) invalid("prewarm: dim must be positive, got " + std::to_string(dim));
   check_dtypes(dy_dtype, from_input ? "x" : "y", y_dtype, dx_dtype);
-  check_options(options);
+  detail::check_options(kOp, options);
   require_device(device);
   detail::prewarm_on(
       device, detail::L2NormBackwardPrewarm{dy_dtype, y_dtype, dx_dtype, dim, options, from_input});

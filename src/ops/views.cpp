@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -43,6 +44,18 @@ void check_devices(std::string_view op, std::span<const NamedDevice> tensors,
   if (first.device != encoder_device) {
     invalid_argument(op, "tensors are on " + first.device.name() + " but the encoder records for " +
                              encoder_device.name());
+  }
+}
+
+void check_options(std::string_view op, const L2NormOptions& options) {
+  if (!std::isfinite(options.eps) || options.eps < 0.0f) {
+    invalid_argument(op, "eps must be finite and >= 0, got " + format_float(options.eps));
+  }
+  if (!std::isfinite(options.scale)) {
+    invalid_argument(op, "scale must be finite, got " + format_float(options.scale));
+  }
+  if (options.eps_mode != EpsMode::add && options.eps_mode != EpsMode::clamp) {
+    invalid_argument(op, "unknown eps_mode code " + std::to_string(int(options.eps_mode)));
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "l2norm/device.hpp"
 #include "l2norm/dtype.hpp"
+#include "l2norm/ops.hpp"
 #include "l2norm/tensor.hpp"
 #include "ops/rows.hpp"
 
@@ -26,6 +27,8 @@ struct NamedDevice {
 // Every tensor lives on the first one's device, and that is the encoder's.
 void check_devices(std::string_view op, std::span<const NamedDevice> tensors,
                    const Device& encoder_device);
+// eps finite and >= 0, scale finite, a known eps_mode.
+void check_options(std::string_view op, const L2NormOptions& options);
 // f32, f16 or bf16.
 void check_dtype(std::string_view op, std::string_view name, DType dtype);
 void check_same_shape(std::string_view op, std::string_view a_name, const TensorView& a,

@@ -123,6 +123,33 @@ TEST_P(L2NormBackwardValidation, UnwalkableViews) {
   expect_both_invalid(dy(), y(), odd, {}, "dx pointer is not aligned to its 2-byte elements");
 }
 
+// Views whose extent overflows, and null pointers, are refused before anything runs, as l2_norm
+// refuses them (its view-safety tests hold the same rules).
+TEST_P(L2NormBackwardValidation, ExtentsAndNullPointers) {
+  const TensorView huge_y = view(kRows * kDim, DType::f32, {kRows, kDim}, {1LL << 62, 1});
+  expect_both_invalid(dy(), huge_y, dx(), {}, "y spans more than", "x spans more than");
+  const TensorView huge_dx = view(2 * kRows * kDim, DType::f32, {kRows, kDim}, {1LL << 62, 1});
+  expect_both_invalid(dy(), y(), huge_dx, {}, "dx spans more than");
+  const TensorView null_dy(nullptr, DType::f32, device(), {kRows, kDim});
+  expect_both_invalid(null_dy, y(), dx(), {}, "dy data pointer is null");
+  CommandEncoder encoder(device());
+  const std::array<std::int64_t, 1> shape{kRows};
+  const std::array<std::int64_t, 1> huge_stride{1LL << 62};
+  expect_invalid(
+      [&] {
+        l2_norm_backward(encoder, dy(), y(), TensorView(nullptr, DType::f32, device(), shape),
+                         dx());
+      },
+      "rstd data pointer is null");
+  expect_invalid(
+      [&] {
+        l2_norm_backward(encoder, dy(), y(),
+                         TensorView(rstd().data(), DType::f32, device(), shape, huge_stride), dx());
+      },
+      "rstd spans more than");
+  EXPECT_TRUE(encoder.recorded().empty());
+}
+
 TEST_P(L2NormBackwardValidation, DxRowsMustNotOverlap) {
   expect_both_invalid(dy(), y(), view(2 * kRows * kDim, DType::f32, {kRows, kDim}, {kDim / 2, 1}),
                       {}, "dx rows overlap each other (shape [4, 8], strides [4, 1])");
