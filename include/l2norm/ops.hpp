@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "l2norm/encoder.hpp"
@@ -89,5 +90,38 @@ void prewarm_l2_norm(const Device& device, DType dtype, std::int64_t dim,
 void prewarm_l2_norm_backward(const Device& device, DType dy_dtype, DType y_dtype, DType dx_dtype,
                               std::int64_t dim, const L2NormOptions& options = {},
                               bool from_input = false);
+
+// One tensor of l2_norm_pair: the views and options one l2_norm call takes, rstd optional.
+struct L2NormTarget {
+  TensorView input;
+  TensorView output;
+  std::optional<TensorView> rstd = std::nullopt;
+  L2NormOptions options = {};
+};
+
+// Normalizes two independent tensors, such as q and k of a Gated DeltaNet layer, in one dispatch:
+// one kernel launch on CUDA, one pass over the thread pool on the CPU. Each target follows every
+// rule of l2_norm (with rstd when target.rstd holds a view) and comes out bitwise what its own
+// l2_norm call writes; the two may differ in shape, strides, dtypes, eps, eps mode and scale.
+// Across targets, neither's output or rstd may share a byte with any view of the other (inputs may
+// overlap each other). On CUDA, one launch serves targets whose rows fit l2_norm's rows kernel
+// (max_rows_kernel_dim elements, 16384 on every device today); a target with longer rows runs as
+// its own l2_norm launch in the same dispatch. A target with zero rows is skipped.
+// Errors name the target ("first" or "second") and the offending values; nothing is written.
+void l2_norm_pair(CommandEncoder& encoder, const L2NormTarget& first, const L2NormTarget& second);
+
+// What one target of l2_norm_pair is compiled for: its dtypes, dim and options.
+struct L2NormKernelShape {
+  DType input_dtype;
+  DType output_dtype;
+  std::int64_t dim;
+  L2NormOptions options = {};
+};
+
+// Compiles ahead of time every kernel l2_norm_pair may pick on `device` for targets of these
+// shapes (any row counts, aligned or not), so that later dispatches can be captured into a CUDA
+// graph. A no-op on the CPU.
+void prewarm_l2_norm_pair(const Device& device, const L2NormKernelShape& first,
+                          const L2NormKernelShape& second);
 
 }  // namespace l2norm

@@ -52,35 +52,49 @@ L2NORM_CPU_KERNEL void normalize_rows_bf16(const L2NormCall& call, const RowOpti
 
 }  // namespace
 
-std::string run_l2_norm(const L2NormCall& call) {
+std::int64_t l2_norm_job_bytes(const L2NormCall& call) {
   const auto element_bytes = static_cast<std::int64_t>(dtype_size(call.dtype));
   const bool in_place = call.output == call.input;
   const std::int64_t row_bytes = call.dim * element_bytes * (in_place ? 1 : 2);
-  const std::int64_t job_bytes =
-      call.rows > INT64_MAX / row_bytes ? INT64_MAX : call.rows * row_bytes;
-  const RowOptions options{call.eps, call.scale, call.scaled, call.eps_mode,
-                           job_bytes > streaming_threshold_bytes()};
+  return call.rows > INT64_MAX / row_bytes ? INT64_MAX : call.rows * row_bytes;
+}
 
-  for_each_row_range(call.rows, job_bytes, [&](std::int64_t row_begin, std::int64_t row_end) {
-    switch (call.dtype) {
-      case DType::f32:
-        normalize_rows_f32(call, options, row_begin, row_end);
-        break;
-      case DType::f16:
-        normalize_rows_f16(call, options, row_begin, row_end);
-        break;
-      case DType::bf16:
-        normalize_rows_bf16(call, options, row_begin, row_end);
-        break;
-    }
-  });
+bool l2_norm_streams(std::int64_t job_bytes) {
+  return job_bytes > streaming_threshold_bytes();
+}
 
+void normalize_row_range(const L2NormCall& call, bool streaming, std::int64_t row_begin,
+                         std::int64_t row_end) {
+  const RowOptions options{call.eps, call.scale, call.scaled, call.eps_mode, streaming};
+  switch (call.dtype) {
+    case DType::f32:
+      normalize_rows_f32(call, options, row_begin, row_end);
+      break;
+    case DType::f16:
+      normalize_rows_f16(call, options, row_begin, row_end);
+      break;
+    case DType::bf16:
+      normalize_rows_bf16(call, options, row_begin, row_end);
+      break;
+  }
+}
+
+std::string l2_norm_variant_name(const L2NormCall& call, bool streaming) {
   std::string variant = "cpu.l2_norm<";
   variant += dtype_name(call.dtype);
   variant += call.eps_mode == EpsMode::add ? ",add" : ",clamp";
   variant += call.scaled ? ",scaled" : ",unscaled";
-  variant += options.streaming ? ",streaming>" : ",cached>";
+  variant += streaming ? ",streaming>" : ",cached>";
   return variant;
+}
+
+std::string run_l2_norm(const L2NormCall& call) {
+  const std::int64_t job_bytes = l2_norm_job_bytes(call);
+  const bool streaming = l2_norm_streams(job_bytes);
+  for_each_row_range(call.rows, job_bytes, [&](std::int64_t row_begin, std::int64_t row_end) {
+    normalize_row_range(call, streaming, row_begin, row_end);
+  });
+  return l2_norm_variant_name(call, streaming);
 }
 
 std::string run(Backend, EncoderImpl&, const L2NormCall& call) {

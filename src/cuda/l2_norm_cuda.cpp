@@ -4,6 +4,7 @@
 
 #include "cuda/encoder.hpp"
 #include "cuda/kernels/l2_norm_args.cuh"
+#include "cuda/l2_norm_launch.hpp"
 #include "cuda/l2_norm_plan.hpp"
 #include "cuda/outer_divisor.hpp"
 #include "cuda/runtime.hpp"
@@ -17,7 +18,9 @@ namespace {
 // per encoder; every dispatch leaves the counter's count of started blocks at zero.
 const Workspace kSplitWorkspace("l2_norm split", split_workspace_bytes);
 
-L2NormArgs make_args(const L2NormCall& call) {
+}  // namespace
+
+L2NormArgs make_l2_norm_args(const L2NormCall& call) {
   L2NormArgs args{};
   args.input = call.input;
   args.output = call.output;
@@ -43,6 +46,8 @@ L2NormArgs make_args(const L2NormCall& call) {
   return args;
 }
 
+namespace {
+
 // The loaded kernel of `variant`; a miss during a CUDA-graph capture says what to do about it.
 void* kernel_for(Encoder& encoder, const L2NormVariant& variant) {
   try {
@@ -57,9 +62,7 @@ void* kernel_for(Encoder& encoder, const L2NormVariant& variant) {
 
 }  // namespace
 
-std::string run(Backend, EncoderImpl& impl, const L2NormCall& call) {
-  Encoder& encoder = encoder_of(impl);
-  const L2NormPlan plan = plan_l2_norm(call, encoder.caps());
+std::string enqueue_l2_norm(Encoder& encoder, const L2NormCall& call, const L2NormPlan& plan) {
   Launch launch;
   launch.kernel = kernel_for(encoder, plan.variant);
   launch.grid = static_cast<std::uint32_t>(plan.grid);
@@ -67,7 +70,7 @@ std::string run(Backend, EncoderImpl& impl, const L2NormCall& call) {
   launch.dynamic_shared_bytes = plan.dynamic_shared_bytes;
   launch.cooperative = plan.cooperative;
   launch.programmatic = plan.programmatic;
-  L2NormArgs args = make_args(call);
+  L2NormArgs args = make_l2_norm_args(call);
   if (plan.cooperative) {
     auto* const words = static_cast<unsigned long long*>(encoder.workspace(kSplitWorkspace));
     const auto slots = static_cast<std::size_t>(split_workspace_slots(encoder.caps()));
@@ -87,6 +90,11 @@ std::string run(Backend, EncoderImpl& impl, const L2NormCall& call) {
     encoder.launch(launch, parameters, "l2_norm kernel launch");
   }
   return plan.variant.name();
+}
+
+std::string run(Backend, EncoderImpl& impl, const L2NormCall& call) {
+  Encoder& encoder = encoder_of(impl);
+  return enqueue_l2_norm(encoder, call, plan_l2_norm(call, encoder.caps()));
 }
 
 void prewarm(Backend, int device_index, const L2NormPrewarm& request) {

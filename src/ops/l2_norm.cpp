@@ -39,23 +39,7 @@ void check_devices(const CommandEncoder& encoder, Device input, Device output) {
 // when given, receives each row's reciprocal norm.
 void dispatch(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
               const L2NormOptions& options, const TensorView* rstd = nullptr) {
-  const detail::RowLayout layout = detail::row_layout(input, output);
-  const detail::L2NormCall call{
-      .input = input.data(),
-      .output = output.data(),
-      .dtype = input.dtype(),
-      .rows = input.rows(),
-      .dim = input.dim(),
-      .layout = layout,
-      .eps = options.eps,
-      .scale = options.scale,
-      .scaled = options.scale != 1.0f,
-      .eps_mode = options.eps_mode,
-      .vector_bytes = detail::vector_bytes(input, output, layout),
-      .rstd = rstd != nullptr ? static_cast<float*>(rstd->data()) : nullptr,
-      .rstd_stride = rstd != nullptr ? rstd->stride(0) : 0,
-  };
-  detail::dispatch(encoder, "l2_norm", call);
+  detail::dispatch(encoder, "l2_norm", detail::make_l2_norm_call(input, output, options, rstd));
 }
 
 // rstd as the overload with rstd describes it: f32, 1-D, one value per row of the input, on the
@@ -191,6 +175,35 @@ void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output,
   dispatch(encoder, TensorView(input.data(), input.dtype(), input.device(), shape),
            TensorView(output.data(), output.dtype(), output.device(), shape), options);
 }
+
+namespace detail {
+
+bool check_l2_norm_views(const TensorView& input, const TensorView& output,
+                         const L2NormOptions& options, const TensorView* rstd) {
+  return check_views(input, output, options, rstd);
+}
+
+L2NormCall make_l2_norm_call(const TensorView& input, const TensorView& output,
+                             const L2NormOptions& options, const TensorView* rstd) {
+  const RowLayout layout = row_layout(input, output);
+  return L2NormCall{
+      .input = input.data(),
+      .output = output.data(),
+      .dtype = input.dtype(),
+      .rows = input.rows(),
+      .dim = input.dim(),
+      .layout = layout,
+      .eps = options.eps,
+      .scale = options.scale,
+      .scaled = options.scale != 1.0f,
+      .eps_mode = options.eps_mode,
+      .vector_bytes = vector_bytes(input, output, layout),
+      .rstd = rstd != nullptr ? static_cast<float*>(rstd->data()) : nullptr,
+      .rstd_stride = rstd != nullptr ? rstd->stride(0) : 0,
+  };
+}
+
+}  // namespace detail
 
 void prewarm_l2_norm(const Device& device, DType dtype, std::int64_t dim,
                      const L2NormOptions& options) {

@@ -8,6 +8,7 @@
 #include "core/backend.hpp"
 #include "l2norm/dtype.hpp"
 #include "l2norm/ops.hpp"
+#include "l2norm/tensor.hpp"
 #include "ops/rows.hpp"
 
 namespace l2norm::detail {
@@ -38,6 +39,15 @@ struct L2NormPrewarm {
   std::int64_t dim;
   L2NormOptions options;
 };
+
+// The checks of l2_norm's tensor form, devices apart (the caller checks them with every tensor of
+// its call); errors start with "l2_norm: ". Returns false for a view with zero rows, which is
+// valid and does nothing.
+bool check_l2_norm_views(const TensorView& input, const TensorView& output,
+                         const L2NormOptions& options, const TensorView* rstd);
+// The call of views that passed check_l2_norm_views.
+L2NormCall make_l2_norm_call(const TensorView& input, const TensorView& output,
+                             const L2NormOptions& options, const TensorView* rstd);
 
 // Runs the call to completion on the calling thread and the pool (src/cpu/l2_norm_cpu.cpp);
 // returns the variant name, e.g. "cpu.l2_norm<bf16,add,scaled,streaming>".

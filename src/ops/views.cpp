@@ -309,6 +309,15 @@ void check_no_overlap(std::string_view op, std::string_view read_name, const Ten
   }
 }
 
+void check_disjoint(std::string_view op, std::string_view read_name, const TensorView& read,
+                    std::string_view written_name, const TensorView& written) {
+  if (same_rows(read, written)) {
+    invalid_argument(op, std::string(written_name) + " is the same memory as " +
+                             std::string(read_name) + " (they must share no byte)");
+  }
+  check_no_overlap(op, read_name, read, written_name, written);
+}
+
 template <int Views>
 RowsLayout<Views> rows_layout(const std::array<const TensorView*, Views>& views) {
   struct Dim {

@@ -53,6 +53,9 @@ void check_rows_disjoint(std::string_view op, std::string_view name, const Tenso
 // disjoint or `read` is packed, O(rows of read) at most.
 void check_no_overlap(std::string_view op, std::string_view read_name, const TensorView& read,
                       std::string_view written_name, const TensorView& written);
+// The same with no exception: `written` shares no byte with `read`, even as an identical view.
+void check_disjoint(std::string_view op, std::string_view read_name, const TensorView& read,
+                    std::string_view written_name, const TensorView& written);
 
 // Merges leading dims that are contiguous with each other in every view (all of one shape),
 // dropping size-1 dims, so that packed tensors reach the backends as a single (rows, row stride)
