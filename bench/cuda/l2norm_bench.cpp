@@ -422,6 +422,67 @@ int main() {
     std::printf("\nempty kernel node chain (graph of 200): %.2f us per node\n", empty_us);
   }
 
+  // q and k of a decode step, tokens x 16 heads x 128 bf16 each, q scaled by 1 / sqrt(128): one
+  // l2_norm_pair dispatch against two l2_norm dispatches and one copy of both tensors' bytes, each
+  // a chain of 200 graph nodes (dispatches), in this run.
+  {
+    std::printf(
+        "\n| pair q + k (tokens x heads x head_dim, dtype, each) | copy us | two l2_norm us | "
+        "l2_norm_pair us | pair / copy | two / pair | variant |\n|---|---|---|---|---|---|---|\n");
+    for (const std::int64_t tokens : {32, 2048, 32768}) {
+      const std::int64_t heads = 16;
+      const std::int64_t head_dim = 128;
+      const DType dtype = DType::bf16;
+      const std::int64_t count = tokens * heads * head_dim;
+      l2norm::Buffer q(device, dtype, count);
+      l2norm::Buffer k(device, dtype, count);
+      l2norm::Buffer q_out(device, dtype, count);
+      l2norm::Buffer k_out(device, dtype, count);
+      l2norm::Buffer both_in(device, dtype, 2 * count);
+      l2norm::Buffer both_out(device, dtype, 2 * count);
+      fill_random(q.data(), q.bytes(), dtype);
+      fill_random(k.data(), k.bytes(), dtype);
+      const l2norm::L2NormOptions q_options{.scale = 0.08838834764f};
+      const l2norm::L2NormOptions k_options;
+      l2norm::prewarm_l2_norm(device, dtype, head_dim, q_options);
+      l2norm::prewarm_l2_norm(device, dtype, head_dim, k_options);
+      l2norm::prewarm_l2_norm_pair(device, {dtype, dtype, head_dim, q_options},
+                                   {dtype, dtype, head_dim, k_options});
+      const l2norm::TensorView q_view = q.view({tokens, heads, head_dim});
+      const l2norm::TensorView k_view = k.view({tokens, heads, head_dim});
+      const l2norm::TensorView q_out_view = q_out.view({tokens, heads, head_dim});
+      const l2norm::TensorView k_out_view = k_out.view({tokens, heads, head_dim});
+      const auto pair = [&] {
+        l2norm::l2_norm_pair(encoder, {q_view, q_out_view, std::nullopt, q_options},
+                             {k_view, k_out_view, std::nullopt, k_options});
+      };
+      pair();
+      const std::string variant = encoder.recorded().back().variant;
+      encoder.wait();
+      const bool large = 4 * q.bytes() > static_cast<std::size_t>(properties.l2CacheSize);
+      const auto time_us = [&](const std::function<void()>& work) {
+        return large ? flushed_median_us(stream, timer, flush, flush_bytes, work, 30)
+                     : graph_median_us(stream, timer, work, 200, 20);
+      };
+      const double copy_us = time_us([&] {
+        check(cudaMemcpyAsync(both_out.data(), both_in.data(), both_in.bytes(),
+                              cudaMemcpyDeviceToDevice, stream),
+              "cudaMemcpyAsync");
+      });
+      const double two_us = time_us([&] {
+        l2norm::l2_norm(encoder, q_view, q_out_view, q_options);
+        l2norm::l2_norm(encoder, k_view, k_out_view, k_options);
+      });
+      const double pair_us = time_us(pair);
+      encoder.commit();
+      std::printf("| %lld x %lld x %lld %s | %.2f | %.2f | %.2f | %.2fx | %.2fx | `%s` |\n",
+                  static_cast<long long>(tokens), static_cast<long long>(heads),
+                  static_cast<long long>(head_dim), std::string(l2norm::dtype_name(dtype)).c_str(),
+                  copy_us, two_us, pair_us, pair_us / copy_us, two_us / pair_us, variant.c_str());
+      std::fflush(stdout);
+    }
+  }
+
   // Host cost of one dispatch (32 x 128 bf16) against a bare launch of an empty kernel, both
   // through cudaLaunchKernel on the same stream; GPU drained between batches.
   {
