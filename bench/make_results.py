@@ -45,6 +45,10 @@ LARGE_SHAPE_MIB = 64.0
 LARGE_SHAPE_RATIO = 0.95
 DECODE_FACTOR = 1.2
 HOST_MARGIN_US = 1.0
+# The backward pass against a copy of as many bytes.
+BACKWARD_LARGE_SHAPES = ["524288 x 128 bf16", "65536 x 128 f32", "100000 x 4096 bf16"]
+BACKWARD_LARGE_RATIO = 0.95
+BACKWARD_RATIO = 0.9
 COLD_MS = 500.0
 WARM_MS = 20.0
 
@@ -87,7 +91,7 @@ class Table:
         first = self.header[0].lower() if self.header else ""
         for prefix, kind in (("shape", "main"), ("strided", "strided"), ("decode", "decode"),
                              ("host time", "host"), ("variant", "compiles"),
-                             ("with rstd", "rstd")):
+                             ("with rstd", "rstd"), ("backward", "backward"), ("pair", "pair")):
             if first.startswith(prefix):
                 return kind
         return "other"
@@ -225,6 +229,11 @@ def bench_section(run):
                     "cache, warm = a disk-cache read and load.",
         "rstd": "The forward with its per-row f32 rstd output against the plain forward, timed "
                 "as the first table times them.",
+        "backward": "The backward pass from the saved y and rstd (reads dy and y, writes dx) and "
+                    "from the input x, against a copy that moves as many bytes (1.5 times one "
+                    "tensor, read and written), timed as the first table times them.",
+        "pair": "q and k normalized by one `l2_norm_pair` dispatch, against two `l2_norm` "
+                "dispatches and one copy of both tensors' bytes, each a chain of 200 graph nodes.",
         "other": None,
     }
     lines_used = set()
@@ -363,6 +372,25 @@ def targets_section(run):
     else:
         result = NOT_RUN
     out.append(f"| decode shapes within {DECODE_FACTOR}x of the copy's time | {result} |")
+
+    backward = run.bench_table("backward")
+    if backward and backward.rows:
+        shape, ratio = backward.column("backward"), backward.column("ratio copy")
+        values = [(row[shape], number(row[ratio])) for row in backward.rows]
+        large = [(name, value) for name, value in values if name in BACKWARD_LARGE_SHAPES]
+        low_large = [f"{name} {value:.3f}" for name, value in large
+                     if value is None or value < BACKWARD_LARGE_RATIO]
+        low_any = [f"{name} {value:.3f}" for name, value in values
+                   if value is None or value < BACKWARD_RATIO]
+        result = (f"{'missed' if low_large else 'met'} on {len(large)} large shapes"
+                  + (": " + ", ".join(low_large) if low_large else ""))
+        out.append(f"| backward ratio >= {BACKWARD_LARGE_RATIO} on the large regular shapes | "
+                   f"{result} |")
+        result = (f"{'missed' if low_any else 'met'} on {len(values)} shapes"
+                  + (": " + ", ".join(low_any) if low_any else ""))
+        out.append(f"| backward ratio >= {BACKWARD_RATIO} on every shape | {result} |")
+    else:
+        out.append(f"| backward ratios | {NOT_RUN} |")
 
     host = run.bench_table("host")
     if host and len(host.rows) >= 2:
