@@ -91,7 +91,8 @@ class Table:
         first = self.header[0].lower() if self.header else ""
         for prefix, kind in (("shape", "main"), ("strided", "strided"), ("decode", "decode"),
                              ("host time", "host"), ("variant", "compiles"),
-                             ("with rstd", "rstd"), ("backward", "backward"), ("pair", "pair")):
+                             ("with rstd", "rstd"), ("backward", "backward"), ("pair", "pair"),
+                             ("floor", "floor")):
             if first.startswith(prefix):
                 return kind
         return "other"
@@ -234,6 +235,8 @@ def bench_section(run):
                     "tensor, read and written), timed as the first table times them.",
         "pair": "q and k normalized by one `l2_norm_pair` dispatch, against two `l2_norm` "
                 "dispatches and one copy of both tensors' bytes, each a chain of 200 graph nodes.",
+        "floor": "The floor on this GPU: a device-to-device `cudaMemcpyAsync` and a plain "
+                 "16-byte-vector copy kernel, for the bytes of each shape of the first table.",
         "other": None,
     }
     lines_used = set()

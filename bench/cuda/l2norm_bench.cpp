@@ -250,6 +250,61 @@ int main() {
     report_row(shape_name(shape), bytes, copy, op);
   }
 
+  // The floor on this GPU: cudaMemcpyAsync device to device and a plain copy kernel (16-byte
+  // vectors, a grid-stride loop over every multiprocessor's full thread count), for the bytes of
+  // each shape of the first table, timed as that table times them.
+  {
+    l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
+    registry.register_source("l2norm_bench_copy.cuh",
+                             "extern \"C\" __global__ void copy16(const uint4* in, uint4* out, "
+                             "long long n) {\n"
+                             "  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;"
+                             " i < n; i += (long long)gridDim.x * blockDim.x) out[i] = in[i];\n"
+                             "}\n");
+    void* copy_kernel = registry.kernel(device, {"l2norm_bench_copy.cuh", "copy16", {}});
+    const unsigned copy_blocks = static_cast<unsigned>(
+        properties.multiProcessorCount * (properties.maxThreadsPerMultiProcessor / 256));
+    std::printf(
+        "\n| floor: bytes copied (MiB) | cudaMemcpyAsync us | GB/s | copy kernel us | GB/s | "
+        "kernel / memcpy |\n|---|---|---|---|---|---|\n");
+    std::vector<std::size_t> sizes;
+    for (const Shape& shape : shapes) {
+      const std::size_t bytes =
+          static_cast<std::size_t>(shape.rows * shape.dim) * l2norm::dtype_size(shape.dtype);
+      if (std::find(sizes.begin(), sizes.end(), bytes) == sizes.end()) sizes.push_back(bytes);
+    }
+    std::sort(sizes.begin(), sizes.end());
+    for (const std::size_t bytes : sizes) {
+      l2norm::Buffer in(device, DType::bf16, static_cast<std::int64_t>(bytes / 2));
+      l2norm::Buffer out(device, DType::bf16, static_cast<std::int64_t>(bytes / 2));
+      fill_random(in.data(), bytes, DType::bf16);
+      const bool large = 2 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
+      const auto time_us = [&](const std::function<void()>& work) {
+        return large ? flushed_median_us(stream, timer, flush, flush_bytes, work, 30)
+                     : graph_median_us(stream, timer, work, 200, 20);
+      };
+      const double memcpy_us = time_us([&] {
+        check(cudaMemcpyAsync(out.data(), in.data(), bytes, cudaMemcpyDeviceToDevice, stream),
+              "cudaMemcpyAsync");
+      });
+      const void* source = in.data();
+      void* destination = out.data();
+      long long vectors = static_cast<long long>(bytes / 16);
+      void* parameters[] = {&source, &destination, &vectors};
+      const unsigned blocks = static_cast<unsigned>(
+          std::min<long long>(copy_blocks, std::max<long long>(1, (vectors + 255) / 256)));
+      const double kernel_us = time_us([&] {
+        check(cudaLaunchKernel(copy_kernel, dim3(blocks), dim3(256), parameters, 0, stream),
+              "copy kernel launch");
+      });
+      const double moved = 2.0 * static_cast<double>(bytes);
+      std::printf("| %.1f | %.2f | %.0f | %.2f | %.0f | %.3f |\n",
+                  static_cast<double>(bytes) / (1 << 20), memcpy_us, moved / (memcpy_us * 1e3),
+                  kernel_us, moved / (kernel_us * 1e3), kernel_us / memcpy_us);
+      std::fflush(stdout);
+    }
+  }
+
   // The forward with its per-row rstd output (what training saves for the backward pass) against
   // the plain forward, both timed as the first table times them, in this run.
   std::printf(
