@@ -228,6 +228,7 @@ KernelSpec L2NormVariant::spec() const {
   spec.source = std::string(entry) + ".cuh";
   spec.entry = entry;
   spec.defines = {"L2NORM_DTYPE=" + std::to_string(dtype_code(dtype)),
+                  "L2NORM_OUT_DTYPE=" + std::to_string(dtype_code(dtype)),
                   "L2NORM_VEC_BYTES=" + std::to_string(vector_bytes),
                   "L2NORM_ITEMS=" + std::to_string(items),
                   "L2NORM_BLOCK_THREADS=" + std::to_string(block_threads),
