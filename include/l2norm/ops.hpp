@@ -4,8 +4,12 @@
 //   eps_mode clamp (PyTorch F.normalize, ggml):                  y = x / max(sqrt(sum(x^2)), eps)
 //   scale != 1:  y = round(round(y) * scale), bit-identical to a separate multiply pass.
 //
-// Sums are accumulated in f32 whatever the element type. See README "Semantics" for zero rows,
-// NaN/Inf, huge and tiny values.
+// Input and output may each be f32, f16 or bf16, and differ: the output view's dtype picks the
+// output type. The input is widened exactly to f32, normalized in f32 (and f64 on the rare path)
+// and rounded once to the output type: the f32 values before rounding are those of the call with
+// the input's dtype on both sides (on CUDA: with the same vector width), and only the rounding and
+// the scaled multiply happen in the output type. Sums are accumulated in f32 whatever the element
+// type. See README "Semantics" for zero rows, NaN/Inf, huge and tiny values.
 #pragma once
 
 #include <cstdint>
@@ -30,17 +34,20 @@ struct L2NormOptions {
 };
 
 // Normalizes each row of `input` (rows = product of the leading dims, dim = last dim) into
-// `output`. Both views must have the same shape and dtype, live on the encoder's device and have a
-// unit stride in the last dimension; other strides are non-negative and otherwise free (row
-// slices of a packed projection are accepted with no copy). A non-empty view needs a non-null,
+// `output`, rounding to output's dtype (f32, f16 or bf16, the input's or another): with scale,
+// round_out(round_out(y) * scale), bit-identical to normalizing into the output dtype and then a
+// separate multiply pass in it. Both views must have the same shape, live on the encoder's device
+// and have a unit stride in the last dimension; other strides are non-negative and otherwise free
+// (row slices of a packed projection are accepted with no copy). A non-empty view needs a non-null,
 // element-aligned pointer and a representable extent: (sum((size_i - 1) * stride_i) + 1) elements
 // in bytes fit in int64 and do not run past the end of the address space.
 // The rows of `output` must be provably disjoint: with its leading dims of size > 1 sorted by
 // stride, each stride is at least the elements the dims inside it and the row span,
 //   stride_k >= dim + sum_{j < k} (size_j - 1) * stride_j
 // (a sufficient rule: a few exotic layouts whose rows happen not to collide are refused).
-// `output` may have exactly `input`'s rows (in place: same pointer and shape, same strides in the
-// dims of size > 1); otherwise no element of `output` may share a byte with an element of `input`.
+// `output` may have exactly `input`'s rows (in place: same pointer, dtype and shape, same strides
+// in the dims of size > 1; an output at the input's address with another dtype is refused, naming
+// both dtypes); otherwise no element of `output` may share a byte with an element of `input`.
 // That test is exact (rows that interleave without touching are accepted) and takes O(1) for
 // views whose byte ranges do not intersect, O(rows) at most.
 // A view with zero rows is a no-op (its pointer is not used); dim == 0 is an error.
@@ -51,8 +58,9 @@ void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView&
 // The same, also writing each row's reciprocal norm into `rstd`: f32, a 1-D view of one value per
 // row (rows in row-major order of the leading dims), any non-negative stride. The value is the
 // factor the row was scaled by before `scale`: 1 / sqrt(sum + eps) in add mode,
-// 1 / max(norm, eps) in clamp mode, rounded to f32; l2_norm_backward takes it. The same launch
-// writes both outputs; `output` is bitwise what the form without rstd writes.
+// 1 / max(norm, eps) in clamp mode, rounded to f32, whatever the input and output dtypes;
+// l2_norm_backward takes it. The same launch writes both outputs; `output` is bitwise what the form
+// without rstd writes.
 void l2_norm(CommandEncoder& encoder, const TensorView& input, const TensorView& output,
              const TensorView& rstd, const L2NormOptions& options = {});
 
@@ -73,14 +81,19 @@ void l2_norm_backward(CommandEncoder& encoder, const TensorView& dy, const Tenso
 void l2_norm_backward_from_input(CommandEncoder& encoder, const TensorView& dy, const TensorView& x,
                                  const TensorView& dx, const L2NormOptions& options = {});
 
-// The flat entry point (the one a C API wraps): contiguous buffers of rows * dim elements.
-// rows == 0 or dim == 0 is an error here; the tensor form above accepts an empty batch.
+// The flat entry point (the one a C API wraps): contiguous buffers of rows * dim elements, each of
+// its own dtype (the output's is the output type, as above). rows == 0 or dim == 0 is an error
+// here; the tensor form above accepts an empty batch.
 void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output, std::int64_t rows,
              std::int64_t dim, const L2NormOptions& options = {});
 
 // Compiles ahead of time every kernel variant l2_norm may pick on `device` for rows of `dim`
-// elements of `dtype` with these options (any row count, aligned or not), so that later dispatches
-// need no compilation and can be captured into a CUDA graph. A no-op on the CPU.
+// elements of `input_dtype` normalized into `output_dtype` with these options (any row count,
+// aligned or not), so that later dispatches need no compilation and can be captured into a CUDA
+// graph. A no-op on the CPU.
+void prewarm_l2_norm(const Device& device, DType input_dtype, DType output_dtype, std::int64_t dim,
+                     const L2NormOptions& options = {});
+// The same with one dtype for input and output.
 void prewarm_l2_norm(const Device& device, DType dtype, std::int64_t dim,
                      const L2NormOptions& options = {});
 

@@ -121,6 +121,14 @@ void l2_norm(const Input& input, const Output& output, float eps, float scale, b
              std::uintptr_t stream, bool bf16_bits) {
   const l2norm::TensorView input_view = view_of(input, bf16_bits, "input");
   const l2norm::TensorView output_view = view_of(output, bf16_bits, "output");
+  // The Python API writes x's dtype (`out` must have it; out_dtype is not wired yet), and
+  // bf16_bits reads both arrays' uint16 bits as bfloat16.
+  if (output_view.dtype() != input_view.dtype()) {
+    throw invalid(std::string("l2_norm: output dtype ") +
+                  std::string(l2norm::dtype_name(output_view.dtype())) +
+                  " differs from input dtype " +
+                  std::string(l2norm::dtype_name(input_view.dtype())));
+  }
   if (input_view.device().is_cuda() && stream == 0) {
     throw invalid("l2_norm: a CUDA array needs a stream (DLPack: 1 is the legacy default stream)");
   }

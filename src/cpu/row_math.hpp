@@ -1,5 +1,6 @@
 // One row of l2_norm on the CPU, steps 2 to 5 of docs/DESIGN.md "Semantics": the f32 common
-// path, the f64 rare path, the rounding and the scaled variant, and the layout of the stores.
+// path, the f64 rare path, the rounding to the output type (the input's or another) and the scaled
+// variant, and the layout of the stores.
 //
 // Only +, *, /, sqrt and exact conversions are used, and the including file is built with
 // -ffp-contract=off, so every instruction-set clone rounds identically.
@@ -34,19 +35,113 @@ inline Float max_propagating_nan(Float norm, Float eps) {
   return norm < eps ? eps : norm;
 }
 
-// round_T(y), then for the scaled variant round_T(round_T(y) * scale) as a separate multiply.
-// Only common-path rows get here: x and inv are finite and |y| <= 1 (up to rounding), so neither
-// y nor the scaled value can be NaN.
-template <DType T>
-inline RawOf<T> finish(const Widened<T>& y, const RowOptions& options) {
-  const RawOf<T> rounded = narrow<T, false>(y);
-  return options.scaled ? narrow<T, false>(widen<T>(rounded) * options.scale) : rounded;
+// ---- the scaling pass: steps that pair chunks of the input and the output ----
+
+// Elements one step of the scaling pass moves: a chunk of the type with the larger chunks (16 f32
+// or 32 16-bit elements), so a step is whole chunks of both types: one or two of each.
+template <DType In, DType Out>
+inline constexpr std::int64_t kStepElements =
+    kChunkElements<In> > kChunkElements<Out> ? kChunkElements<In> : kChunkElements<Out>;
+template <DType In, DType Out>
+inline constexpr int kInputChunks = int(kStepElements<In, Out> / kChunkElements<In>);
+template <DType In, DType Out>
+inline constexpr int kOutputChunks = int(kStepElements<In, Out> / kChunkElements<Out>);
+// Whether a widened input chunk holds its elements in the lanes a widened output chunk does (both
+// f32, or both 16-bit: even and odd elements, cpu/chunk.hpp). Otherwise (f32 with a 16-bit type)
+// a step's values are kept in element order (widen_in_order), which pairs them up element by
+// element; the shuffles only move values, so every result is the same.
+template <DType In, DType Out>
+inline constexpr bool kSameLanes = kVectorsPerChunk<In> == kVectorsPerChunk<Out>;
+
+// A step's values in f32, as the output's chunks hold them.
+template <DType In, DType Out>
+struct StepValues {
+  Widened<Out> chunks[kOutputChunks<In, Out>];
+};
+
+template <DType In, DType Out>
+inline StepValues<In, Out> operator*(const StepValues<In, Out>& values, float factor) {
+  StepValues<In, Out> product;
+  for (int c = 0; c < kOutputChunks<In, Out>; ++c) product.chunks[c] = values.chunks[c] * factor;
+  return product;
 }
 
-template <DType T>
-inline ElementOf<T> finish_scalar(float y, const RowOptions& options) {
-  const ElementOf<T> rounded = narrow_scalar<T>(y);
-  return options.scaled ? narrow_scalar<T>(widen_scalar<T>(rounded) * options.scale) : rounded;
+// The `count` (1 to kStepElements) elements of a step at x, widened exactly; zeros past `count`.
+template <DType In, DType Out>
+inline StepValues<In, Out> load_step(const ElementOf<In>* x, std::int64_t count) {
+  StepValues<In, Out> values{};
+  if constexpr (kSameLanes<In, Out>) {
+    const Widened<In> widened = widen<In>(load_up_to<In>(x, count));
+    for (int k = 0; k < kVectorsPerChunk<In>; ++k) values.chunks[0].vectors[k] = widened.vectors[k];
+  } else if constexpr (In == DType::f32) {
+    // Two f32 chunks into one 16-bit output chunk, in element order.
+    for (int c = 0; c < kInputChunks<In, Out>; ++c) {
+      const std::int64_t available =
+          std::clamp<std::int64_t>(count - c * kChunkElements<In>, 0, kChunkElements<In>);
+      if (available > 0) {
+        values.chunks[0].vectors[c] = load_up_to<In>(x + c * kChunkElements<In>, available);
+      }
+    }
+  } else {
+    // One 16-bit chunk into two f32 output chunks, in element order.
+    const Widened<In> widened = widen_in_order<In>(load_up_to<In>(x, count));
+    for (int c = 0; c < kOutputChunks<In, Out>; ++c)
+      values.chunks[c].vectors[0] = widened.vectors[c];
+  }
+  return values;
+}
+
+// round_Out(y) of one output chunk, then for the scaled variant round_Out(round_Out(y) * scale) as
+// a separate multiply. Only common-path rows get here: x and inv are finite and |y| <= 1 (up to
+// rounding), so neither y nor the scaled value can be NaN. InOrder: the chunk's values are in
+// element order.
+template <DType Out, bool InOrder>
+inline RawOf<Out> finish(const Widened<Out>& y, const RowOptions& options) {
+  const auto to_out = [](const Widened<Out>& values) {
+    if constexpr (InOrder) {
+      return narrow_in_order<Out, false>(values);
+    } else {
+      return narrow<Out, false>(values);
+    }
+  };
+  const RawOf<Out> rounded = to_out(y);
+  if (!options.scaled) return rounded;
+  if constexpr (InOrder) {
+    return to_out(widen_in_order<Out>(rounded) * options.scale);
+  } else {
+    return to_out(widen<Out>(rounded) * options.scale);
+  }
+}
+
+template <DType Out>
+inline ElementOf<Out> finish_scalar(float y, const RowOptions& options) {
+  const ElementOf<Out> rounded = narrow_scalar<Out>(y);
+  return options.scaled ? narrow_scalar<Out>(widen_scalar<Out>(rounded) * options.scale) : rounded;
+}
+
+// How a step's output chunks are stored: whole ones plainly or non-temporally (at a 64-byte
+// aligned address), the first `count` elements of a partial step plainly.
+enum class StepStore { whole, streaming, partial };
+
+// Rounds a step's values to Out (finish) and stores its first `count` elements at y.
+template <DType In, DType Out, StepStore How>
+inline void store_step(ElementOf<Out>* y, const StepValues<In, Out>& values, std::int64_t count,
+                       const RowOptions& options) {
+  constexpr bool kInOrder = !kSameLanes<In, Out> && Out != DType::f32;
+  for (int c = 0; c < kOutputChunks<In, Out>; ++c) {
+    ElementOf<Out>* chunk = y + c * kChunkElements<Out>;
+    if constexpr (How == StepStore::partial) {
+      const std::int64_t available =
+          std::clamp<std::int64_t>(count - c * kChunkElements<Out>, 0, kChunkElements<Out>);
+      if (available > 0) {
+        store_partial<Out>(chunk, finish<Out, kInOrder>(values.chunks[c], options), available);
+      }
+    } else if constexpr (How == StepStore::streaming) {
+      store_streaming<Out>(chunk, finish<Out, kInOrder>(values.chunks[c], options));
+    } else {
+      store<Out>(chunk, finish<Out, kInOrder>(values.chunks[c], options));
+    }
+  }
 }
 
 // Elements before the first 64-byte aligned output address, or -1 when the output is not even
@@ -61,33 +156,35 @@ inline std::int64_t elements_before_line_alignment(const ElementOf<T>* y) {
              : static_cast<std::int64_t>((kChunkBytes - misalignment) / sizeof(ElementOf<T>));
 }
 
-// y = finish(x * inv) over the row. With streaming stores the chunks are laid on the output's
-// cache lines, so that each one writes a whole line; the partial chunks at both ends are stored
+// y = finish(x * inv) over the row. With streaming stores the steps are laid on the output's
+// cache lines, so that each one writes whole lines; the partial steps at both ends are stored
 // normally.
-template <DType T>
-inline void scale_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim, float inv,
+template <DType In, DType Out>
+inline void scale_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim, float inv,
                       const RowOptions& options) {
-  constexpr std::int64_t kChunk = kChunkElements<T>;
+  constexpr std::int64_t kStep = kStepElements<In, Out>;
   std::int64_t head = 0;
   bool stream = false;
   if (options.streaming) {
-    head = elements_before_line_alignment<T>(y);
+    head = elements_before_line_alignment<Out>(y);
     stream = head >= 0;
     head = std::clamp<std::int64_t>(head, 0, dim);
   }
   const auto scale_partial = [&](std::int64_t begin, std::int64_t count) {
-    store_partial<T>(y + begin,
-                     finish<T>(widen<T>(load_partial<T>(x + begin, count)) * inv, options), count);
+    store_step<In, Out, StepStore::partial>(y + begin, load_step<In, Out>(x + begin, count) * inv,
+                                            count, options);
   };
-  const std::int64_t body_end = head + (dim - head) / kChunk * kChunk;
+  const std::int64_t body_end = head + (dim - head) / kStep * kStep;
   if (head > 0) scale_partial(0, head);
   if (stream) {
-    for (std::int64_t begin = head; begin < body_end; begin += kChunk) {
-      store_streaming<T>(y + begin, finish<T>(widen<T>(load<T>(x + begin)) * inv, options));
+    for (std::int64_t begin = head; begin < body_end; begin += kStep) {
+      store_step<In, Out, StepStore::streaming>(
+          y + begin, load_step<In, Out>(x + begin, kStep) * inv, kStep, options);
     }
   } else {
-    for (std::int64_t begin = head; begin < body_end; begin += kChunk) {
-      store<T>(y + begin, finish<T>(widen<T>(load<T>(x + begin)) * inv, options));
+    for (std::int64_t begin = head; begin < body_end; begin += kStep) {
+      store_step<In, Out, StepStore::whole>(y + begin, load_step<In, Out>(x + begin, kStep) * inv,
+                                            kStep, options);
     }
   }
   if (body_end < dim) scale_partial(body_end, dim - body_end);
@@ -97,12 +194,12 @@ inline void scale_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim, 
 // squares of f32 values neither overflow nor underflow. A NaN in the row makes the sum NaN, and
 // with it every output; an Inf (and no NaN) makes it Inf, so inv is 0 and the Inf positions give
 // NaN (Inf * 0) and the finite ones +-0. Returns the f64 factor the row was scaled by.
-template <DType T>
-inline double normalize_row_in_double(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim,
+template <DType In, DType Out>
+inline double normalize_row_in_double(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim,
                                       const RowOptions& options) {
   double sum = 0.0;
   for (std::int64_t i = 0; i < dim; ++i) {
-    const double value = widen_scalar<T>(x[i]);
+    const double value = widen_scalar<In>(x[i]);
     sum += value * value;
   }
   const double eps = options.eps;
@@ -110,26 +207,27 @@ inline double normalize_row_in_double(const ElementOf<T>* x, ElementOf<T>* y, st
                          ? 1.0 / std::sqrt(sum + eps)
                          : 1.0 / max_propagating_nan(std::sqrt(sum), eps);
   for (std::int64_t i = 0; i < dim; ++i) {
-    const auto normalized = static_cast<float>(static_cast<double>(widen_scalar<T>(x[i])) * inv);
-    y[i] = finish_scalar<T>(normalized, options);
+    const auto normalized = static_cast<float>(static_cast<double>(widen_scalar<In>(x[i])) * inv);
+    y[i] = finish_scalar<Out>(normalized, options);
   }
   return inv;
 }
 
-// y = x / sqrt(sum(x^2) + eps) (add) or x / max(sqrt(sum(x^2)), eps) (clamp), rounded to T.
-// `y` may be `x` (in place): each chunk is read before it is written. Returns the row's rstd: the
-// f32 factor the row was scaled by (before scale), or on the rare path the f64 one rounded to f32.
-template <DType T>
-inline float normalize_row(const ElementOf<T>* x, ElementOf<T>* y, std::int64_t dim,
+// y = x / sqrt(sum(x^2) + eps) (add) or x / max(sqrt(sum(x^2)), eps) (clamp), rounded once to Out.
+// The sum and the factor depend on In and dim alone. `y` may be `x` (in place, In == Out): each
+// step is read before it is written. Returns the row's rstd: the f32 factor the row was scaled by
+// (before scale), or on the rare path the f64 one rounded to f32.
+template <DType In, DType Out>
+inline float normalize_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim,
                            const RowOptions& options) {
-  const float sum = sum_of_squares<T>(x, dim);
+  const float sum = sum_of_squares<In>(x, dim);
   if (!(sum >= kTinySumOfSquares && sum <= FLT_MAX)) {
-    return static_cast<float>(normalize_row_in_double<T>(x, y, dim, options));
+    return static_cast<float>(normalize_row_in_double<In, Out>(x, y, dim, options));
   }
   const float inv = options.eps_mode == EpsMode::add
                         ? 1.0f / std::sqrt(sum + options.eps)
                         : 1.0f / max_propagating_nan(std::sqrt(sum), options.eps);
-  scale_row<T>(x, y, dim, inv, options);
+  scale_row<In, Out>(x, y, dim, inv, options);
   return inv;
 }
 

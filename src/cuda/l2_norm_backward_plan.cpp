@@ -83,12 +83,10 @@ KernelSpec L2NormBackwardVariant::spec() const {
       kind == BackwardKernelKind::rows ? "l2_norm_backward_rows" : "l2_norm_backward_looped";
   spec.source = std::string(entry) + ".cuh";
   spec.entry = entry;
-  const int vector_bytes = vector_elements * static_cast<int>(dtype_size(y_dtype));
   spec.defines = {"L2NORM_DY_DTYPE=" + std::to_string(dtype_code(dy_dtype)),
                   "L2NORM_DTYPE=" + std::to_string(dtype_code(y_dtype)),
                   "L2NORM_DX_DTYPE=" + std::to_string(dtype_code(dx_dtype)),
                   "L2NORM_VEC=" + std::to_string(vector_elements),
-                  "L2NORM_VEC_BYTES=" + std::to_string(vector_bytes),
                   "L2NORM_ITEMS=" + std::to_string(items),
                   "L2NORM_BLOCK_THREADS=" + std::to_string(block_threads),
                   std::string("L2NORM_EPS_CLAMP=") + (clamp ? "1" : "0"),

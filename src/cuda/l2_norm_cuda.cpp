@@ -54,9 +54,10 @@ void* kernel_for(Encoder& encoder, const L2NormVariant& variant) {
     return encoder.kernel(variant);
   } catch (const Error& error) {
     if (error.code() != ErrorCode::unsupported) throw;
-    throw Error(ErrorCode::unsupported, std::string(error.what()) +
-                                            " (call prewarm_l2_norm(device, dtype, dim, options) "
-                                            "for every shape before capturing)");
+    throw Error(ErrorCode::unsupported,
+                std::string(error.what()) +
+                    " (call prewarm_l2_norm(device, input_dtype, output_dtype, dim, options) "
+                    "for every shape before capturing)");
   }
 }
 
@@ -102,8 +103,8 @@ void prewarm(Backend, int device_index, const L2NormPrewarm& request) {
   const Device device = Device::cuda(device_index);
   Encoder::register_embedded_sources();
   for (const L2NormVariant& variant :
-       l2_norm_prewarm_variants(request.dtype, request.dim, request.options.eps_mode,
-                                request.options.scale != 1.0f, caps)) {
+       l2_norm_prewarm_variants(request.dtype, request.output_dtype, request.dim,
+                                request.options.eps_mode, request.options.scale != 1.0f, caps)) {
     KernelRegistry::global().kernel(device, variant);
   }
 }

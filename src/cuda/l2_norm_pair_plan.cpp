@@ -75,9 +75,9 @@ std::vector<L2NormPairVariant> l2_norm_pair_prewarm_variants(const L2NormKernelS
                                                              const DeviceCaps& caps) {
   const auto rows_variants = [&](const L2NormKernelShape& shape) {
     std::vector<L2NormVariant> variants;
-    for (const L2NormVariant& variant : l2_norm_prewarm_variants(
-             shape.input_dtype, shape.dim, shape.options.eps_mode, shape.options.scale != 1.0f,
-             caps)) {
+    for (const L2NormVariant& variant :
+         l2_norm_prewarm_variants(shape.input_dtype, shape.output_dtype, shape.dim,
+                                  shape.options.eps_mode, shape.options.scale != 1.0f, caps)) {
       if (variant.kind == KernelKind::rows) variants.push_back(variant);
     }
     return variants;

@@ -47,11 +47,12 @@ constexpr std::int64_t kMaxRowsKernelDim =
 
 // The layout for throughput: rows_values_per_thread values per thread (longer rows: tiles of the
 // staged and split kernels).
-L2NormVariant throughput_variant(DType dtype, std::int64_t dim, int vector_bytes, EpsMode eps_mode,
-                                 bool scaled) {
+L2NormVariant throughput_variant(DType dtype, DType output_dtype, std::int64_t dim,
+                                 int vector_bytes, EpsMode eps_mode, bool scaled) {
   L2NormVariant variant{};
   variant.dtype = dtype;
-  variant.vector_bytes = vector_bytes;
+  variant.output_dtype = output_dtype;
+  variant.vector_bytes = static_cast<std::int16_t>(vector_bytes);
   variant.clamp = eps_mode == EpsMode::clamp;
   variant.scaled = scaled;
   const int elements = variant.vector_elements();
@@ -89,10 +90,11 @@ std::optional<L2NormVariant> latency_variant(const L2NormVariant& throughput,
   return variant;
 }
 
-std::vector<L2NormVariant> layouts(DType dtype, std::int64_t dim, int vector_bytes,
-                                   EpsMode eps_mode, bool scaled, const L2NormPolicy& policy) {
+std::vector<L2NormVariant> layouts(DType dtype, DType output_dtype, std::int64_t dim,
+                                   int vector_bytes, EpsMode eps_mode, bool scaled,
+                                   const L2NormPolicy& policy) {
   std::vector<L2NormVariant> variants{
-      throughput_variant(dtype, dim, vector_bytes, eps_mode, scaled)};
+      throughput_variant(dtype, output_dtype, dim, vector_bytes, eps_mode, scaled)};
   if (const auto latency = latency_variant(variants.front(), policy)) {
     variants.push_back(*latency);
   }
@@ -202,8 +204,8 @@ void plan_split(const L2NormCall& call, const DeviceCaps& caps, const L2NormPoli
   plan.split.waves = ceil_div(call.rows, rows_per_wave);
   // An input and output larger than L2 together cannot both be resident from an earlier use: the
   // output's lines are new to L2 and evict others (l2_norm_split.cuh, write_early_lines).
-  const auto moved_bytes =
-      2 * static_cast<std::uint64_t>(call.rows * call.dim) * dtype_size(call.dtype);
+  const auto moved_bytes = static_cast<std::uint64_t>(call.rows * call.dim) *
+                           (dtype_size(call.dtype) + dtype_size(call.output_dtype));
   plan.split.early_lines = on_chip && moved_bytes > caps.l2_cache_bytes;
   plan.grid = rows_per_wave * blocks_per_row;
   plan.block = variant.block_threads;
@@ -228,6 +230,7 @@ KernelSpec L2NormVariant::spec() const {
   spec.source = std::string(entry) + ".cuh";
   spec.entry = entry;
   spec.defines = {"L2NORM_DTYPE=" + std::to_string(dtype_code(dtype)),
+                  "L2NORM_OUT_DTYPE=" + std::to_string(dtype_code(output_dtype)),
                   "L2NORM_VEC_BYTES=" + std::to_string(vector_bytes),
                   "L2NORM_ITEMS=" + std::to_string(items),
                   "L2NORM_BLOCK_THREADS=" + std::to_string(block_threads),
@@ -263,6 +266,10 @@ std::string L2NormVariant::name() const {
           : kind == KernelKind::split_on_chip ? "l2_norm_split_on_chip<"
                                               : "l2_norm_split_streamed<";
   text += dtype_name(dtype);
+  if (output_dtype != dtype) {
+    text += "->";
+    text += dtype_name(output_dtype);
+  }
   text += ",v";
   text += std::to_string(vector_bytes);
   text += ',';
@@ -296,8 +303,8 @@ std::size_t split_workspace_bytes(const DeviceCaps& caps) {
 
 L2NormPlan plan_l2_norm(const L2NormCall& call, const DeviceCaps& caps) {
   const L2NormPolicy policy = l2_norm_policy(caps.arch);
-  const L2NormVariant throughput =
-      throughput_variant(call.dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled);
+  const L2NormVariant throughput = throughput_variant(
+      call.dtype, call.output_dtype, call.dim, call.vector_bytes, call.eps_mode, call.scaled);
   L2NormPlan plan{};
   if (throughput.kind == KernelKind::split_on_chip) {
     // Staged once every multiprocessor gets a row: each multiprocessor's stores then run under
@@ -336,14 +343,18 @@ L2NormPlan plan_l2_norm(const L2NormCall& call, const DeviceCaps& caps) {
   return plan;
 }
 
-std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, std::int64_t dim, EpsMode eps_mode,
-                                                    bool scaled, const DeviceCaps& caps) {
+std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, DType output_dtype,
+                                                    std::int64_t dim, EpsMode eps_mode, bool scaled,
+                                                    const DeviceCaps& caps) {
   const L2NormPolicy policy = l2_norm_policy(caps.arch);
   std::vector<L2NormVariant> variants;
   const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
+  // A width the row allows in the input allows its element count in the output too (the output's
+  // row is that many elements in its own type), so the input decides which widths can occur.
   for (const int width : kVectorWidths) {
     if (width < element_bytes || (dim * element_bytes) % width != 0) continue;
-    const L2NormVariant throughput = throughput_variant(dtype, dim, width, eps_mode, scaled);
+    const L2NormVariant throughput =
+        throughput_variant(dtype, output_dtype, dim, width, eps_mode, scaled);
     if (throughput.kind == KernelKind::rows) {
       variants.push_back(throughput);
       if (const auto latency = latency_variant(throughput, policy)) variants.push_back(*latency);
@@ -357,14 +368,14 @@ std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, std::int64_t di
   return variants;
 }
 
-std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
-                                                bool scaled) {
+std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, DType output_dtype, std::int64_t dim,
+                                                EpsMode eps_mode, bool scaled) {
   std::vector<L2NormVariant> variants;
   const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
   for (const int width : kVectorWidths) {
     if (width < element_bytes || (dim * element_bytes) % width != 0) continue;
     for (const L2NormVariant& variant :
-         layouts(dtype, dim, width, eps_mode, scaled, kL2NormPolicySm75)) {
+         layouts(dtype, output_dtype, dim, width, eps_mode, scaled, kL2NormPolicySm75)) {
       variants.push_back(variant);
     }
   }
@@ -392,9 +403,39 @@ std::vector<L2NormVariant> all_l2_norm_variants() {
                          (kLayout.warp_row_sum_tiles + 1));
           for (const std::int64_t dim : dims) {
             for (const L2NormVariant& variant :
-                 layouts(dtype, dim, width, mode, scaled, kL2NormPolicySm75)) {
+                 layouts(dtype, dtype, dim, width, mode, scaled, kL2NormPolicySm75)) {
               variants.push_back(variant);
             }
+          }
+        }
+      }
+    }
+  }
+  // Mixed dtypes: per pair and width, a row group within a warp (8 threads; at 16-bit 16-byte
+  // vectors also its latency layout) and one across warps (64 threads), and the long-row kernels:
+  // staged, streamed, on chip with and without the warps' row sum. The flags cycle so that each
+  // value of clamp and scaled meets every pair.
+  int flags = 0;
+  for (const DType input : {DType::f32, DType::f16, DType::bf16}) {
+    for (const DType output : {DType::f32, DType::f16, DType::bf16}) {
+      if (input == output) continue;
+      const auto element_bytes = static_cast<int>(dtype_size(input));
+      for (const int width : kVectorWidths) {
+        if (width < element_bytes) continue;
+        const std::int64_t dims[] = {
+            std::int64_t{8} * kLayout.rows_values_per_thread,
+            std::int64_t{64} * kLayout.rows_values_per_thread, kMaxRowsKernelDim * 2,
+            std::int64_t{kLayout.tile_block_threads} * kLayout.tile_values_per_thread *
+                (kLayout.warp_row_sum_tiles + 1)};
+        for (const std::int64_t dim : dims) {
+          const EpsMode mode = (flags & 1) != 0 ? EpsMode::clamp : EpsMode::add;
+          const bool scaled = (flags & 2) != 0;
+          ++flags;
+          for (const L2NormVariant& variant :
+               layouts(input, output, dim, width, mode, scaled, kL2NormPolicySm75)) {
+            // The longest dim adds only its on-chip split kernel without the warps' row sum.
+            if (dim == dims[3] && variant.kind != KernelKind::split_on_chip) continue;
+            variants.push_back(variant);
           }
         }
       }

@@ -10,6 +10,13 @@
 // streamed (the scaling pass reads the row again, mostly from L2). A row's sum order depends on
 // dim and the vector width alone (staged and on-chip rows share the tiles.cuh order), so the row
 // count may choose between layouts without changing a bit.
+//
+// The output may have another dtype than the input. A vector is vector_bytes of the input; the
+// output moves the same elements in its own type. Kernel kind, layout and sum order follow the
+// input dtype, dim and vector width alone, so a row of a mixed-dtype call is summed exactly as the
+// same row of the call with the input's dtype on both sides and the same vector width; only the
+// final rounding differs. (The width itself is the widest that both views' alignment allows: see
+// vector_bytes in ops/views.hpp.)
 #pragma once
 
 #include <cstddef>
@@ -27,19 +34,21 @@
 
 namespace l2norm::detail::cuda {
 
-enum class KernelKind : std::int32_t { rows, staged, split_on_chip, split_streamed };
+enum class KernelKind : std::uint8_t { rows, staged, split_on_chip, split_streamed };
 
 // One compiled l2_norm kernel: everything its spec depends on, and nothing else. Its bytes are its
 // identity in the kernel registry (no padding).
 struct L2NormVariant {
   KernelKind kind;
-  DType dtype;
+  DType dtype;  // the input's
+  DType output_dtype;
   bool clamp;   // EpsMode::clamp
   bool scaled;  // the second, separately rounded multiply
   // Split on chip, rows of at most the policy's warp_row_sum_tiles tiles: every warp sums the
   // row's tile sums itself, with no block reduction (kernels/l2_norm_split.cuh, warp_row_sum).
   bool row_sum_in_warps;
-  std::int32_t vector_bytes;     // 16: aligned 16-byte vectors; 8, 4, 2: the unaligned variants
+  // Input bytes per vector. 16: the aligned variants; 8, 4, 2: the unaligned ones.
+  std::int16_t vector_bytes;
   std::int32_t threads_per_row;  // staged and split: the whole block
   std::int32_t items;            // vectors per thread (staged and split: per tile)
   std::int32_t block_threads;
@@ -48,12 +57,13 @@ struct L2NormVariant {
 
   EpsMode eps_mode() const { return clamp ? EpsMode::clamp : EpsMode::add; }
   int vector_elements() const { return vector_bytes / static_cast<int>(dtype_size(dtype)); }
-  // Staged and split: the bytes of one tile (kernels/tiles.cuh).
+  // Staged and split: the bytes of one tile of the input (kernels/tiles.cuh).
   std::size_t tile_bytes() const;
   KernelSpec spec() const;
-  // e.g. "l2_norm_rows<bf16,v16,8x2,add>"
+  // e.g. "l2_norm_rows<bf16,v16,8x2,add>"; with another output dtype
+  // "l2_norm_rows<bf16->f32,v16,8x2,add>".
   std::string name() const;
-  // The same tile layout, dtype, vector width and options in another long-row kernel.
+  // The same tile layout, dtypes, vector width and options in another long-row kernel.
   L2NormVariant with_kind(KernelKind other) const;
 
   friend bool operator==(const L2NormVariant&, const L2NormVariant&) = default;
@@ -83,15 +93,30 @@ struct L2NormPlan {
 // The plan of `call` on a device with `caps`.
 L2NormPlan plan_l2_norm(const L2NormCall& call, const DeviceCaps& caps);
 
-// The variants prewarm_l2_norm loads on a device with `caps`: every one a call of this dtype, dim
-// and options may pick there, whatever its pointers, strides and row count.
-std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, std::int64_t dim, EpsMode eps_mode,
-                                                    bool scaled, const DeviceCaps& caps);
-// Every layout of this dtype, dim and options for every vector width the dim allows, on any
+// The variants prewarm_l2_norm loads on a device with `caps`: every one a call of these dtypes,
+// dim and options may pick there, whatever its pointers, strides and row count.
+std::vector<L2NormVariant> l2_norm_prewarm_variants(DType input_dtype, DType output_dtype,
+                                                    std::int64_t dim, EpsMode eps_mode, bool scaled,
+                                                    const DeviceCaps& caps);
+inline std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, std::int64_t dim,
+                                                           EpsMode eps_mode, bool scaled,
+                                                           const DeviceCaps& caps) {
+  return l2_norm_prewarm_variants(dtype, dtype, dim, eps_mode, scaled, caps);
+}
+// Every layout of these dtypes, dim and options for every vector width the dim allows, on any
 // device (long dims: the staged and both split kernels); max_dynamic_shared_bytes is 0.
-std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim, EpsMode eps_mode,
-                                                bool scaled);
-// Every variant a plan can ever name (for the compile-everything test).
+std::vector<L2NormVariant> l2_norm_variants_for(DType input_dtype, DType output_dtype,
+                                                std::int64_t dim, EpsMode eps_mode, bool scaled);
+inline std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim,
+                                                       EpsMode eps_mode, bool scaled) {
+  return l2_norm_variants_for(dtype, dtype, dim, eps_mode, scaled);
+}
+// The variants the compile-everything test builds. Equal dtypes: every variant a plan can ever
+// name. Mixed dtypes (the six pairs): every pair at every vector width in every kernel kind and
+// in both group reductions of the rows kernel (within a warp, across warps), the latency layout
+// where the width has one, and on-chip split rows with and without the warps' row sum; clamp and
+// scaled cycle over them. The code a mixed pair adds to a kernel is its loads and stores, which
+// no layout value changes, so this covers it without compiling every layout six more times.
 std::vector<L2NormVariant> all_l2_norm_variants();
 
 // Tiles of a staged or split row of `dim` elements.

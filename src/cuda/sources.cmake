@@ -8,6 +8,7 @@ set(L2NORM_CUDA_KERNEL_FILES
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_policy.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/reduce.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/row_math.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/rows_body.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/tiles.cuh
   ${L2NORM_OP_KERNELS}
 )

@@ -20,13 +20,20 @@ constexpr std::string_view kOp = "l2_norm";
   detail::invalid_argument(kOp, message);
 }
 
+// Each of f32, f16, bf16; the two may differ (the output is rounded once to its own dtype).
 void check_dtypes(DType input, DType output) {
-  if (input != output) {
-    invalid("input dtype " + std::string(dtype_name(input)) + " and output dtype " +
-            std::string(dtype_name(output)) + " differ");
-  }
-  if (input != DType::f32 && input != DType::f16 && input != DType::bf16) {
-    invalid("unsupported dtype code " + std::to_string(int(input)) + " (f32, f16, bf16 are)");
+  detail::check_dtype(kOp, "input", input);
+  detail::check_dtype(kOp, "output", output);
+}
+
+// In place (the output at the input's address) overwrites each element where it was read, which
+// holds only when both have one element size and layout: one dtype. Any other view at the input's
+// address overlaps it; this names the dtypes, the cause the overlap check would not.
+void check_in_place_dtypes(const TensorView& input, const TensorView& output) {
+  if (output.data() == input.data() && output.dtype() != input.dtype()) {
+    invalid("output is the input in place but their dtypes differ (input " +
+            std::string(dtype_name(input.dtype())) + ", output " +
+            std::string(dtype_name(output.dtype())) + "); in place needs one dtype");
   }
 }
 
@@ -127,6 +134,7 @@ bool check_views(const TensorView& input, const TensorView& output, const L2Norm
   detail::check_extent(kOp, "input", input);
   detail::check_extent(kOp, "output", output);
   detail::check_rows_disjoint(kOp, "output", output);
+  check_in_place_dtypes(input, output);
   detail::check_no_overlap(kOp, "input", input, "output", output);
   if (rstd != nullptr) check_rstd_memory(*rstd, input, output);
   return true;
@@ -171,6 +179,7 @@ void l2_norm(CommandEncoder& encoder, const Buffer& input, const Buffer& output,
   check_dtypes(input.dtype(), output.dtype());
   check_devices(encoder, input.device(), output.device());
   detail::check_options(kOp, options);
+  // Buffers are distinct allocations, or one buffer (in place, one dtype).
   const std::array<std::int64_t, 2> shape{rows, dim};
   dispatch(encoder, TensorView(input.data(), input.dtype(), input.device(), shape),
            TensorView(output.data(), output.dtype(), output.device(), shape), options);
@@ -190,6 +199,7 @@ L2NormCall make_l2_norm_call(const TensorView& input, const TensorView& output,
       .input = input.data(),
       .output = output.data(),
       .dtype = input.dtype(),
+      .output_dtype = output.dtype(),
       .rows = input.rows(),
       .dim = input.dim(),
       .layout = layout,
@@ -205,13 +215,18 @@ L2NormCall make_l2_norm_call(const TensorView& input, const TensorView& output,
 
 }  // namespace detail
 
-void prewarm_l2_norm(const Device& device, DType dtype, std::int64_t dim,
+void prewarm_l2_norm(const Device& device, DType input_dtype, DType output_dtype, std::int64_t dim,
                      const L2NormOptions& options) {
   if (dim <= 0) invalid("prewarm: dim must be positive, got " + std::to_string(dim));
-  check_dtypes(dtype, dtype);
+  check_dtypes(input_dtype, output_dtype);
   detail::check_options(kOp, options);
   require_device(device);
-  detail::prewarm_on(device, detail::L2NormPrewarm{dtype, dim, options});
+  detail::prewarm_on(device, detail::L2NormPrewarm{input_dtype, output_dtype, dim, options});
+}
+
+void prewarm_l2_norm(const Device& device, DType dtype, std::int64_t dim,
+                     const L2NormOptions& options) {
+  prewarm_l2_norm(device, dtype, dtype, dim, options);
 }
 
 }  // namespace l2norm

@@ -133,8 +133,8 @@ void prewarm_l2_norm_pair(const Device& device, const L2NormKernelShape& first,
   detail::prewarm_on(device, detail::L2NormPairPrewarm{first, second});
   // A target alone (the other one empty) runs as l2_norm does.
   for (const L2NormKernelShape* shape : {&first, &second}) {
-    detail::prewarm_on(device, detail::L2NormPrewarm{shape->input_dtype, shape->dim,
-                                                     shape->options});
+    detail::prewarm_on(device, detail::L2NormPrewarm{shape->input_dtype, shape->output_dtype,
+                                                     shape->dim, shape->options});
   }
 }
 

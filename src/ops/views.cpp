@@ -407,18 +407,30 @@ template int vector_elements<3>(const std::array<const TensorView*, 3>&, const R
 template int vector_elements<4>(const std::array<const TensorView*, 4>&, const RowsLayout<4>&);
 
 int vector_bytes(const TensorView& input, const TensorView& output, const RowLayout& layout) {
-  const auto element_bytes = std::uint64_t(dtype_size(input.dtype()));
-  std::uint64_t alignment = reinterpret_cast<std::uintptr_t>(input.data()) |
-                            reinterpret_cast<std::uintptr_t>(output.data()) |
-                            std::uint64_t(input.dim()) * element_bytes;
-  for (int i = 0; i < layout.outer_rank; ++i) {
-    if (layout.outer_sizes[std::size_t(i)] == 1) continue;
-    alignment |= std::uint64_t(layout.input_strides[std::size_t(i)]) * element_bytes;
-    alignment |= std::uint64_t(layout.output_strides[std::size_t(i)]) * element_bytes;
+  // Every byte offset a view's rows start at, and its row length, OR-ed: a power of two divides
+  // them all exactly when it divides this.
+  const auto alignment = [&](const TensorView& view,
+                             const std::array<std::int64_t, kMaxOuterRank>& strides) {
+    const auto element_bytes = std::uint64_t(dtype_size(view.dtype()));
+    std::uint64_t bits =
+        reinterpret_cast<std::uintptr_t>(view.data()) | std::uint64_t(view.dim()) * element_bytes;
+    for (int i = 0; i < layout.outer_rank; ++i) {
+      if (layout.outer_sizes[std::size_t(i)] == 1) continue;
+      bits |= std::uint64_t(strides[std::size_t(i)]) * element_bytes;
+    }
+    return bits;
+  };
+  const std::uint64_t input_alignment = alignment(input, layout.input_strides);
+  const std::uint64_t output_alignment = alignment(output, layout.output_strides);
+  const auto input_bytes = std::uint64_t(dtype_size(input.dtype()));
+  const auto output_bytes = std::uint64_t(dtype_size(output.dtype()));
+  std::uint64_t elements = 16 / input_bytes;
+  while (elements > 1 &&
+         (input_alignment % (elements * input_bytes) != 0 ||
+          output_alignment % std::min<std::uint64_t>(elements * output_bytes, 16) != 0)) {
+    elements /= 2;
   }
-  int bytes = 16;
-  while (bytes > int(element_bytes) && alignment % std::uint64_t(bytes) != 0) bytes /= 2;
-  return bytes;
+  return int(elements * input_bytes);
 }
 
 }  // namespace l2norm::detail

@@ -70,9 +70,13 @@ RowLayout row_layout(const TensorView& input, const TensorView& output);
 template <int Views>
 int vector_elements(const std::array<const TensorView*, Views>& views,
                     const RowsLayout<Views>& layout);
-// The widest vector (16, 8, 4 or 2 bytes, never below the element size) with which every row of
-// both views can be read and written: it divides the base addresses, every row stride and the row
-// length, all in bytes.
+// The widest input vector (16, 8, 4 or 2 bytes, never below the input's element size) with which
+// every row of both views can be read and written. A vector of n input elements reads n * (input
+// element size) bytes, which must divide the input's base address, every row stride and the row
+// length in bytes; it writes the same n elements of the output, n * (output element size) bytes
+// in accesses of at most 16, so min(n * output element size, 16) must divide the output's base
+// address, row strides and row length in bytes. Equal dtypes: the widest vector dividing both
+// views' addresses, strides and row length.
 int vector_bytes(const TensorView& input, const TensorView& output, const RowLayout& layout);
 
 }  // namespace l2norm::detail

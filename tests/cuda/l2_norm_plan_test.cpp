@@ -41,6 +41,7 @@ detail::L2NormCall contiguous_call(DType dtype, std::int64_t rows, std::int64_t 
                                    EpsMode eps_mode = EpsMode::add) {
   detail::L2NormCall call{};
   call.dtype = dtype;
+  call.output_dtype = dtype;
   call.rows = rows;
   call.dim = dim;
   call.layout.outer_rank = 1;

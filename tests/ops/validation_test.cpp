@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "support/backends.hpp"
 #include "support/reference.hpp"
@@ -49,16 +50,32 @@ TEST_P(Validation, FlatEntryRejectsElementCountMismatch) {
                ErrorCode::invalid_argument, {"overflows"});
 }
 
-TEST_P(Validation, RejectsDTypeMismatch) {
-  Buffer in(device(), DType::f32, 8), out(device(), DType::bf16, 8);
+// Input and output dtypes may differ, but not in place: the output at the input's address with
+// another dtype is refused, naming both dtypes, in every form.
+TEST_P(Validation, RejectsInPlaceWithAnotherDType) {
+  Buffer in(device(), DType::f32, 8);
+  const std::vector<float> ones(8, 1.0f);
+  in.copy_from_host(ones.data(), ones.size() * sizeof(float));
   CommandEncoder encoder(device());
-  expect_error([&] { l2_norm(encoder, in, out, 2, 4); }, ErrorCode::invalid_argument,
-               {"input dtype f32 and output dtype bf16 differ"});
-  expect_error(
-      [&] {
-        l2_norm(encoder, in.view({2, 4}), out.view({2, 4}));
-      },
-      ErrorCode::invalid_argument, {"differ"});
+  const TensorView x = in.view({2, 4});
+  const TensorView as_bf16(in.data(), DType::bf16, device(), {2, 4});
+  expect_error([&] { l2_norm(encoder, x, as_bf16); }, ErrorCode::invalid_argument,
+               {"l2_norm: output is the input in place but their dtypes differ (input f32, output "
+                "bf16); in place needs one dtype"});
+  const TensorView as_f32(in.data(), DType::f32, device(), {2, 4});
+  const TensorView bf16_in(in.data(), DType::bf16, device(), {2, 4});
+  expect_error([&] { l2_norm(encoder, bf16_in, as_f32); }, ErrorCode::invalid_argument,
+               {"(input bf16, output f32)"});
+  Buffer rstd(device(), DType::f32, 2);
+  expect_error([&] { l2_norm(encoder, x, as_bf16, rstd.view({2})); }, ErrorCode::invalid_argument,
+               {"l2_norm: output is the input in place", "f32", "bf16"});
+  EXPECT_TRUE(encoder.recorded().empty());
+  // Another dtype in separate memory is a valid call, in both forms.
+  Buffer out(device(), DType::bf16, 8);
+  EXPECT_NO_THROW(l2_norm(encoder, in, out, 2, 4));
+  EXPECT_NO_THROW(l2_norm(encoder, x, out.view({2, 4})));
+  EXPECT_EQ(encoder.recorded().size(), 2u);
+  encoder.wait();
 }
 
 TEST_P(Validation, RejectsUnsupportedDTypeCode) {
@@ -67,6 +84,15 @@ TEST_P(Validation, RejectsUnsupportedDTypeCode) {
   const TensorView bogus(in.data(), static_cast<DType>(7), device(), {2, 4});
   expect_error([&] { l2_norm(encoder, bogus, bogus); }, ErrorCode::invalid_argument,
                {"unsupported dtype code 7"});
+  Buffer out(device(), DType::f32, 8);
+  const TensorView bogus_output(out.data(), static_cast<DType>(9), device(), {2, 4});
+  expect_error(
+      [&] {
+        l2_norm(encoder, in.view({2, 4}), bogus_output);
+      },
+      ErrorCode::invalid_argument, {"l2_norm: output has unsupported dtype code 9"});
+  expect_error([&] { prewarm_l2_norm(device(), DType::f32, static_cast<DType>(5), 128); },
+               ErrorCode::invalid_argument, {"l2_norm: output has unsupported dtype code 5"});
 }
 
 TEST_P(Validation, RejectsBadEpsAndScale) {

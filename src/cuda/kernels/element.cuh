@@ -1,50 +1,86 @@
-// Storage types and exact conversions. f16 and bf16 are raw 16-bit patterns: NVRTC sees no toolkit
-// headers, and the PTX conversions below are the exact round-to-nearest-even ones (NaN stays NaN,
-// subnormals are kept).
+// Element types and their exact conversions, as template parameters: a kernel names the element
+// type of each tensor it touches (F32, F16, BF16, or Element<code> for an L2NORM_DTYPE_* code), so
+// one translation unit may hold tensors of several dtypes and several kernel configurations. No
+// define is read here.
+//
+// f16 and bf16 are raw 16-bit patterns: NVRTC sees no toolkit headers, and the PTX conversions
+// below are the exact round-to-nearest-even ones (NaN stays NaN, subnormals are kept). Every
+// kernel converts through these functions and no others.
 #pragma once
 
 #include "l2_norm_policy.cuh"
 
-#if L2NORM_DTYPE == L2NORM_DTYPE_F32
-#define L2NORM_ELEMENT_BYTES 4
-#else
-#define L2NORM_ELEMENT_BYTES 2
-#endif
-
 namespace l2norm_kernels {
 
-constexpr int kElementBytes = L2NORM_ELEMENT_BYTES;
-// Elements per vector access; L2NORM_VEC_BYTES is 16 for the aligned variants.
-constexpr int kVec = L2NORM_VEC_BYTES / L2NORM_ELEMENT_BYTES;
+// ---- element traits: kCode (an L2NORM_DTYPE_* code), kBytes, widen (exact), narrow (round to
+// nearest even, NaN kept) ----
 
-__device__ __forceinline__ float half_bits_to_float(unsigned short bits) {
-#if L2NORM_DTYPE == L2NORM_DTYPE_F16
-  float value;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
-  return value;
-#else
-  return __uint_as_float(static_cast<unsigned int>(bits) << 16);
-#endif
+struct F32 {
+  static constexpr int kCode = L2NORM_DTYPE_F32;
+  static constexpr int kBytes = 4;
+  static __device__ __forceinline__ float widen(unsigned int bits) { return __uint_as_float(bits); }
+  static __device__ __forceinline__ unsigned int narrow(float value) {
+    return __float_as_uint(value);
+  }
+};
+
+struct F16 {
+  static constexpr int kCode = L2NORM_DTYPE_F16;
+  static constexpr int kBytes = 2;
+  static __device__ __forceinline__ float widen(unsigned short bits) {
+    float value;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+    return value;
+  }
+  static __device__ __forceinline__ unsigned short narrow(float value) {
+    unsigned short bits;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+    return bits;
+  }
+};
+
+struct BF16 {
+  static constexpr int kCode = L2NORM_DTYPE_BF16;
+  static constexpr int kBytes = 2;
+  static __device__ __forceinline__ float widen(unsigned short bits) {
+    return __uint_as_float(static_cast<unsigned int>(bits) << 16);
+  }
+  static __device__ __forceinline__ unsigned short narrow(float value) {
+    unsigned short bits;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+    return bits;
+  }
+};
+
+template <int Code>
+struct ElementOfCode;
+template <>
+struct ElementOfCode<L2NORM_DTYPE_F32> {
+  typedef F32 type;
+};
+template <>
+struct ElementOfCode<L2NORM_DTYPE_F16> {
+  typedef F16 type;
+};
+template <>
+struct ElementOfCode<L2NORM_DTYPE_BF16> {
+  typedef BF16 type;
+};
+// The element type of an L2NORM_DTYPE_* code (what the host passes in defines).
+template <int Code>
+using Element = typename ElementOfCode<Code>::type;
+
+// Rounds to element type E and back: the value a store followed by a load would give.
+template <class E>
+__device__ __forceinline__ float round_to(float value) {
+  if constexpr (E::kBytes == 4) {
+    return value;
+  } else {
+    return E::widen(E::narrow(value));
+  }
 }
 
-__device__ __forceinline__ unsigned short float_to_half_bits(float value) {
-  unsigned short bits;
-#if L2NORM_DTYPE == L2NORM_DTYPE_F16
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
-#else
-  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(value));
-#endif
-  return bits;
-}
-
-// Rounds to the storage type and back: the value a store followed by a load would give.
-__device__ __forceinline__ float round_to_storage(float value) {
-#if L2NORM_DTYPE == L2NORM_DTYPE_F32
-  return value;
-#else
-  return half_bits_to_float(float_to_half_bits(value));
-#endif
-}
+// ---- raw vectors: one memory access of 2, 4, 8 or 16 bytes ----
 
 template <int Bytes>
 struct RawVector;
@@ -65,136 +101,81 @@ struct RawVector<2> {
   typedef unsigned short type;
 };
 
-typedef RawVector<L2NORM_VEC_BYTES>::type raw_vector_t;
+// The raw vector of N elements of E (at most 16 bytes).
+template <class E, int N>
+using raw_t = typename RawVector<N * E::kBytes>::type;
 
-// Widens one raw vector of kVec stored elements to f32.
-__device__ __forceinline__ void widen_vector(const raw_vector_t& raw, float* out) {
-#if L2NORM_VEC_BYTES == 2
-  out[0] = half_bits_to_float(raw);
-#else
-  {
-    constexpr int kWords = L2NORM_VEC_BYTES / 4;
+// Widens the N elements of E in one raw vector to f32, in memory order.
+template <class E, int N>
+__device__ __forceinline__ void widen_raw(const raw_t<E, N>& raw, float* out) {
+  constexpr int kBytes = N * E::kBytes;
+  if constexpr (kBytes == 2) {
+    out[0] = E::widen(raw);
+  } else {
     const unsigned int* words = reinterpret_cast<const unsigned int*>(&raw);
 #pragma unroll
-    for (int w = 0; w < kWords; ++w) {
-#if L2NORM_DTYPE == L2NORM_DTYPE_F32
-      out[w] = __uint_as_float(words[w]);
-#else
-      out[2 * w] = half_bits_to_float(static_cast<unsigned short>(words[w] & 0xffffu));
-      out[2 * w + 1] = half_bits_to_float(static_cast<unsigned short>(words[w] >> 16));
-#endif
+    for (int w = 0; w < kBytes / 4; ++w) {
+      if constexpr (E::kBytes == 4) {
+        out[w] = E::widen(words[w]);
+      } else {
+        out[2 * w] = E::widen(static_cast<unsigned short>(words[w] & 0xffffu));
+        out[2 * w + 1] = E::widen(static_cast<unsigned short>(words[w] >> 16));
+      }
     }
   }
-#endif
 }
 
-// Loads kVec consecutive elements starting at element `offset` (a multiple of kVec) and widens
-// them.
+// Rounds N f32 values to E and packs them into one raw vector, in memory order.
+template <class E, int N>
+__device__ __forceinline__ raw_t<E, N> narrow_raw(const float* in) {
+  constexpr int kBytes = N * E::kBytes;
+  raw_t<E, N> raw;
+  if constexpr (kBytes == 2) {
+    raw = E::narrow(in[0]);
+  } else {
+    unsigned int* words = reinterpret_cast<unsigned int*>(&raw);
+#pragma unroll
+    for (int w = 0; w < kBytes / 4; ++w) {
+      if constexpr (E::kBytes == 4) {
+        words[w] = E::narrow(in[w]);
+      } else {
+        words[w] = static_cast<unsigned int>(E::narrow(in[2 * w])) |
+                   (static_cast<unsigned int>(E::narrow(in[2 * w + 1])) << 16);
+      }
+    }
+  }
+  return raw;
+}
+
+// N elements of E move in accesses of at most 16 bytes: one access of N * E::kBytes bytes, which
+// must divide the address, or for 32 bytes (8 f32 values) two 16-byte accesses, each 16-byte
+// aligned.
+template <class E, int N>
+constexpr int kPieceElements = N* E::kBytes > 16 ? 16 / E::kBytes : N;
+
+// Loads N consecutive elements of E at element `offset` of `base` and widens them.
+template <class E, int N>
 __device__ __forceinline__ void load_vector(const void* base, long long offset, float* out) {
-  widen_vector(*reinterpret_cast<const raw_vector_t*>(static_cast<const char*>(base) +
-                                                      offset * kElementBytes),
-               out);
+  constexpr int kPiece = kPieceElements<E, N>;
+  const char* address = static_cast<const char*>(base) + offset * E::kBytes;
+#pragma unroll
+  for (int piece = 0; piece < N / kPiece; ++piece) {
+    widen_raw<E, kPiece>(
+        *reinterpret_cast<const raw_t<E, kPiece>*>(address + piece * kPiece * E::kBytes),
+        out + piece * kPiece);
+  }
 }
 
-// Rounds kVec f32 values to the storage type and stores them at element `offset`.
+// Rounds N f32 values to E and stores them at element `offset` of `base`.
+template <class E, int N>
 __device__ __forceinline__ void store_vector(void* base, long long offset, const float* in) {
-  raw_vector_t raw;
-#if L2NORM_VEC_BYTES == 2
-  raw = float_to_half_bits(in[0]);
-#else
-  {
-    constexpr int kWords = L2NORM_VEC_BYTES / 4;
-    unsigned int* words = reinterpret_cast<unsigned int*>(&raw);
+  constexpr int kPiece = kPieceElements<E, N>;
+  char* address = static_cast<char*>(base) + offset * E::kBytes;
 #pragma unroll
-    for (int w = 0; w < kWords; ++w) {
-#if L2NORM_DTYPE == L2NORM_DTYPE_F32
-      words[w] = __float_as_uint(in[w]);
-#else
-      words[w] = static_cast<unsigned int>(float_to_half_bits(in[2 * w])) |
-                 (static_cast<unsigned int>(float_to_half_bits(in[2 * w + 1])) << 16);
-#endif
-    }
+  for (int piece = 0; piece < N / kPiece; ++piece) {
+    *reinterpret_cast<raw_t<E, kPiece>*>(address + piece * kPiece * E::kBytes) =
+        narrow_raw<E, kPiece>(in + piece * kPiece);
   }
-#endif
-  *reinterpret_cast<raw_vector_t*>(static_cast<char*>(base) + offset * kElementBytes) = raw;
-}
-
-// ---- Typed access: the dtype is a template argument (an L2NORM_DTYPE_* code) rather than the
-// L2NORM_DTYPE define, for kernels whose tensors each have their own dtype (the backward op). The
-// conversions are the ones above: exact widening, round to nearest even, NaN kept. ----
-
-template <int Dtype>
-__device__ __forceinline__ constexpr int dtype_bytes() {
-  return Dtype == L2NORM_DTYPE_F32 ? 4 : 2;
-}
-
-template <int Dtype>
-__device__ __forceinline__ float bits16_to_float(unsigned short bits) {
-  if constexpr (Dtype == L2NORM_DTYPE_F16) {
-    float value;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
-    return value;
-  } else {
-    return __uint_as_float(static_cast<unsigned int>(bits) << 16);
-  }
-}
-
-template <int Dtype>
-__device__ __forceinline__ unsigned short float_to_bits16(float value) {
-  unsigned short bits;
-  if constexpr (Dtype == L2NORM_DTYPE_F16) {
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
-  } else {
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(bits) : "f"(value));
-  }
-  return bits;
-}
-
-// Loads `Elements` consecutive elements of dtype `Dtype` at element `offset` of `base` (one
-// access of Elements * dtype_bytes bytes, which must divide the address) and widens them.
-template <int Dtype, int Elements>
-__device__ __forceinline__ void load_typed(const void* base, long long offset, float* out) {
-  constexpr int kBytes = Elements * dtype_bytes<Dtype>();
-  typedef typename RawVector<kBytes>::type raw_t;
-  const raw_t raw = *reinterpret_cast<const raw_t*>(static_cast<const char*>(base) +
-                                                    offset * dtype_bytes<Dtype>());
-  if constexpr (kBytes == 2) {
-    out[0] = bits16_to_float<Dtype>(raw);
-  } else {
-    const unsigned int* words = reinterpret_cast<const unsigned int*>(&raw);
-#pragma unroll
-    for (int w = 0; w < kBytes / 4; ++w) {
-      if constexpr (Dtype == L2NORM_DTYPE_F32) {
-        out[w] = __uint_as_float(words[w]);
-      } else {
-        out[2 * w] = bits16_to_float<Dtype>(static_cast<unsigned short>(words[w] & 0xffffu));
-        out[2 * w + 1] = bits16_to_float<Dtype>(static_cast<unsigned short>(words[w] >> 16));
-      }
-    }
-  }
-}
-
-// Rounds `Elements` f32 values to dtype `Dtype` and stores them at element `offset` of `base`.
-template <int Dtype, int Elements>
-__device__ __forceinline__ void store_typed(void* base, long long offset, const float* in) {
-  constexpr int kBytes = Elements * dtype_bytes<Dtype>();
-  typedef typename RawVector<kBytes>::type raw_t;
-  raw_t raw;
-  if constexpr (kBytes == 2) {
-    raw = float_to_bits16<Dtype>(in[0]);
-  } else {
-    unsigned int* words = reinterpret_cast<unsigned int*>(&raw);
-#pragma unroll
-    for (int w = 0; w < kBytes / 4; ++w) {
-      if constexpr (Dtype == L2NORM_DTYPE_F32) {
-        words[w] = __float_as_uint(in[w]);
-      } else {
-        words[w] = static_cast<unsigned int>(float_to_bits16<Dtype>(in[2 * w])) |
-                   (static_cast<unsigned int>(float_to_bits16<Dtype>(in[2 * w + 1])) << 16);
-      }
-    }
-  }
-  *reinterpret_cast<raw_t*>(static_cast<char*>(base) + offset * dtype_bytes<Dtype>()) = raw;
 }
 
 }  // namespace l2norm_kernels

@@ -3,9 +3,8 @@
 // functions), the gradient of one element, typed loads of the three tensors and the rows' offsets.
 //
 // Defines: L2NORM_DY_DTYPE, L2NORM_DTYPE (y, or x from the input), L2NORM_DX_DTYPE (dtype codes of
-// l2_norm_policy.cuh), L2NORM_VEC (elements per vector access of every tensor) and
-// L2NORM_VEC_BYTES (L2NORM_VEC elements of y, for element.cuh), L2NORM_EPS_CLAMP, L2NORM_SCALED,
-// L2NORM_FROM_INPUT.
+// l2_norm_policy.cuh), L2NORM_VEC (elements per vector access of every tensor), L2NORM_EPS_CLAMP,
+// L2NORM_SCALED, L2NORM_FROM_INPUT.
 #pragma once
 
 #include "element.cuh"
@@ -16,7 +15,7 @@
 namespace l2norm_kernels {
 
 constexpr int kBackwardVec = L2NORM_VEC;
-static_assert(kBackwardVec == kVec, "L2NORM_VEC_BYTES holds L2NORM_VEC elements of y");
+constexpr bool kClamp = L2NORM_EPS_CLAMP != 0;
 
 // How a row's dx is formed from t = dy - dot * y (t = dy where the clamp passed no gradient to the
 // norm): dx = scale * (r * t), or for a rare row recomputed from the input (float)(t * r_f64) in
@@ -46,12 +45,12 @@ __device__ __forceinline__ GradientFactor stored_factor(float rstd, float eps) {
 
 // The forward's f32 inverse norm of a common row and its f64 one of a rare row (row_math.cuh).
 __device__ __forceinline__ GradientFactor common_factor(float sum, float eps) {
-  const float r = common_inverse_norm(sum, eps);
+  const float r = common_inverse_norm<kClamp>(sum, eps);
   return {r, 0.0, false, clamped_norm(r, eps)};
 }
 
 __device__ __forceinline__ GradientFactor rare_factor(double sum, float eps) {
-  const double r = rare_inverse_norm(sum, eps);
+  const double r = rare_inverse_norm<kClamp>(sum, eps);
   return {0.0f, r, true, clamped_norm(r, eps)};
 }
 
@@ -102,15 +101,15 @@ __device__ __forceinline__ float dot_product(const float (&a)[N], const float (&
   return pairwise_sum(products);
 }
 
-// One vector access of each tensor, at element `offset` of its row.
+// One vector access of each tensor, at element `offset` of its row (element.cuh).
 __device__ __forceinline__ void load_dy(const void* base, long long offset, float* out) {
-  load_typed<L2NORM_DY_DTYPE, kBackwardVec>(base, offset, out);
+  load_vector<Element<L2NORM_DY_DTYPE>, kBackwardVec>(base, offset, out);
 }
 __device__ __forceinline__ void load_y(const void* base, long long offset, float* out) {
-  load_typed<L2NORM_DTYPE, kBackwardVec>(base, offset, out);
+  load_vector<Element<L2NORM_DTYPE>, kBackwardVec>(base, offset, out);
 }
 __device__ __forceinline__ void store_dx(void* base, long long offset, const float* in) {
-  store_typed<L2NORM_DX_DTYPE, kBackwardVec>(base, offset, in);
+  store_vector<Element<L2NORM_DX_DTYPE>, kBackwardVec>(base, offset, in);
 }
 
 struct BackwardRowOffsets {

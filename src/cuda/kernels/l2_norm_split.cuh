@@ -15,10 +15,10 @@
 // - streamed: rows longer than the chip holds; one partial sum per block and every tile is read
 //   again, mostly from L2, for the scaling pass.
 //
-// Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS (vectors per thread per tile),
-// L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED, L2NORM_SPLIT_ON_CHIP (1 on chip, 0
-// streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at most the policy's warp_row_sum_tiles
-// tiles, warp_row_sum).
+// Defines: those of tiles.cuh (L2NORM_DTYPE, L2NORM_OUT_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS:
+// vectors per thread per tile, L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED),
+// L2NORM_SPLIT_ON_CHIP (1 on chip, 0 streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at
+// most the policy's warp_row_sum_tiles tiles, warp_row_sum).
 #include "tiles.cuh"
 
 namespace l2norm_kernels {
@@ -217,7 +217,8 @@ __device__ __forceinline__ T row_sum_of_squares(
 }
 
 // On chip, where the host asks for it, part of each segment's output is written early, with the
-// input's own bits, while the row's partial sums travel; the scaled values overwrite it later.
+// input's own bits (converted to the output type where the two differ), while the row's partial
+// sums travel; the scaled values overwrite it later.
 // Writing a line allocates it in L2. Where L2 is full of dirty lines (other kernels' outputs),
 // that evicts one, and its write-back to memory then runs while memory would otherwise idle
 // instead of under the row's stores. The host asks only when input and output together exceed L2;
@@ -228,7 +229,8 @@ __device__ __forceinline__ T row_sum_of_squares(
 // place the bits written are the ones already there; the rare path reads staged tiles from shared
 // memory, and the register tile, which this leaves alone, from memory. The placement is the
 // measured best of those compared in docs/PERFORMANCE.md.
-constexpr int kEarlySpans = kKernelPolicy.early_output_bytes / (kBlockThreads * L2NORM_VEC_BYTES);
+constexpr int kOutputVectorBytes = kVec * Out::kBytes;
+constexpr int kEarlySpans = kKernelPolicy.early_output_bytes / (kBlockThreads * kOutputVectorBytes);
 constexpr int kEarlySpanStride = 2;
 
 __device__ __forceinline__ void write_early_lines(void* output, long long row_offset,
@@ -241,9 +243,15 @@ __device__ __forceinline__ void write_early_lines(void* output, long long row_of
     if (tile >= end_tile) break;
     const int vector = vector_in_tile(index % kItems);
     if (vector < vectors_inside(tile, vectors)) {
-      char* start = tile_start(static_cast<char*>(output), row_offset, tile);
-      *reinterpret_cast<raw_vector_t*>(start + vector * L2NORM_VEC_BYTES) =
-          staged[index * kBlockThreads + threadIdx.x];
+      char* start = tile_start<Out>(static_cast<char*>(output), row_offset, tile);
+      const raw_vector_t& raw = staged[index * kBlockThreads + threadIdx.x];
+      if constexpr (In::kCode == Out::kCode) {
+        *reinterpret_cast<raw_vector_t*>(start + vector * kOutputVectorBytes) = raw;
+      } else {
+        float values[kVec];
+        widen_raw<In, kVec>(raw, values);
+        store_vector<Out, kVec>(start, vector * kVec, values);
+      }
     }
   }
 }

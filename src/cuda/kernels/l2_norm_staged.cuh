@@ -7,8 +7,8 @@
 // batches of at least one row per multiprocessor; with fewer rows the split kernel spreads each
 // row over more multiprocessors.
 //
-// Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS (vectors per thread per tile),
-// L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED.
+// Defines: those of tiles.cuh (L2NORM_DTYPE, L2NORM_OUT_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS:
+// vectors per thread per tile, L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED).
 #include "tiles.cuh"
 
 extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 2)

@@ -1,6 +1,8 @@
 // The per-row arithmetic of docs/DESIGN.md "Semantics", shared by every l2_norm kernel: the fixed
 // pairwise sum of a thread's squares, the common f32 path, the rare f64 path, and the two
-// separately rounded multiplies of the scaled variant.
+// separately rounded multiplies of the scaled variant. The eps mode, the scaled flag and the
+// output element type are template parameters (no define is read here), so kernels of several
+// configurations may share a translation unit.
 #pragma once
 
 #include "element.cuh"
@@ -55,26 +57,28 @@ __device__ __forceinline__ bool needs_rare_path(float sum) {
 }
 
 // The correctly rounded reciprocal is 1 / x correctly rounded, with a shorter instruction
-// sequence than the division.
+// sequence than the division. Clamp: eps mode clamp, else add.
+template <bool Clamp>
 __device__ __forceinline__ float common_inverse_norm(float sum, float eps) {
-#if L2NORM_EPS_CLAMP
-  return __frcp_rn(fmaxf(__fsqrt_rn(sum), eps));
-#else
-  return __frcp_rn(__fsqrt_rn(__fadd_rn(sum, eps)));
-#endif
+  if constexpr (Clamp) {
+    return __frcp_rn(fmaxf(__fsqrt_rn(sum), eps));
+  } else {
+    return __frcp_rn(__fsqrt_rn(__fadd_rn(sum, eps)));
+  }
 }
 
 // Rare rows include those holding a NaN, whose sum is NaN: clamp mode keeps it (fmax would
 // drop it and scale the row's other values by 1 / eps), so the whole row comes out NaN in both
 // modes.
+template <bool Clamp>
 __device__ __forceinline__ double rare_inverse_norm(double sum, float eps) {
   const double eps_d = static_cast<double>(eps);
-#if L2NORM_EPS_CLAMP
-  const double norm = __dsqrt_rn(sum);
-  return __drcp_rn(norm < eps_d ? eps_d : norm);
-#else
-  return __drcp_rn(__dsqrt_rn(__dadd_rn(sum, eps_d)));
-#endif
+  if constexpr (Clamp) {
+    const double norm = __dsqrt_rn(sum);
+    return __drcp_rn(norm < eps_d ? eps_d : norm);
+  } else {
+    return __drcp_rn(__dsqrt_rn(__dadd_rn(sum, eps_d)));
+  }
 }
 
 // A rare row's value scaled by its f64 inverse norm, rounded once to f32.
@@ -89,24 +93,28 @@ struct RowScale {
   double inverse_f64;
 };
 
-// The value to store, before the final rounding to the storage type: y, or round(y) * scale with
-// its own rounding (bit-identical to a separate scale pass over the stored output).
+// The value to store, before the final rounding to the output element type Out: y, or (Scaled)
+// round_Out(y) * scale with its own rounding, so the stored round_Out(round_Out(y) * scale) is
+// bit-identical to normalizing into Out and then a separate scale pass over the stored output.
+template <class Out, bool Scaled>
 __device__ __forceinline__ float output_value(float y, float scale) {
-#if L2NORM_SCALED
-  return __fmul_rn(round_to_storage(y), scale);
-#else
-  (void)scale;
-  return y;
-#endif
+  if constexpr (Scaled) {
+    return __fmul_rn(round_to<Out>(y), scale);
+  } else {
+    (void)scale;
+    return y;
+  }
 }
 
 // The stored value of x in a common row (f32 inverse norm) and in a rare row (f64 inverse norm).
+template <class Out, bool Scaled>
 __device__ __forceinline__ float common_output(float x, float inverse, float scale) {
-  return output_value(__fmul_rn(x, inverse), scale);
+  return output_value<Out, Scaled>(__fmul_rn(x, inverse), scale);
 }
 
+template <class Out, bool Scaled>
 __device__ __forceinline__ float rare_output(float x, double inverse, float scale) {
-  return output_value(rare_scaled(x, inverse), scale);
+  return output_value<Out, Scaled>(rare_scaled(x, inverse), scale);
 }
 
 // Stores a row's rstd when the call asks for it (rstd not null); the caller lets one thread of the

@@ -6,7 +6,11 @@
 // zero plus tile t's sum (plus tile t + L2NORM_BLOCK_THREADS's, ..., for rows of more tiles). Both
 // kernels sum this way (the split kernel's on-chip mode), so a row gets the same bits from either.
 //
-// Defines: L2NORM_DTYPE, L2NORM_VEC_BYTES, L2NORM_ITEMS, L2NORM_BLOCK_THREADS.
+// The configuration comes from defines (one per translation unit): L2NORM_DTYPE (input),
+// L2NORM_OUT_DTYPE (output; dtype codes of l2_norm_policy.cuh), L2NORM_VEC_BYTES (input bytes per
+// vector; the output moves the same elements in its own type), L2NORM_ITEMS, L2NORM_BLOCK_THREADS,
+// L2NORM_EPS_CLAMP, L2NORM_SCALED. Tiles, staging and sums are in input vectors, so neither the
+// order nor the shared memory depends on the output type.
 #pragma once
 
 #include "reduce.cuh"
@@ -19,6 +23,13 @@
 #endif
 
 namespace l2norm_kernels {
+typedef Element<L2NORM_DTYPE> In;
+typedef Element<L2NORM_OUT_DTYPE> Out;
+constexpr bool kClamp = L2NORM_EPS_CLAMP != 0;
+constexpr bool kScaled = L2NORM_SCALED != 0;
+// Elements per vector, and one input vector as it is read and staged.
+constexpr int kVec = L2NORM_VEC_BYTES / In::kBytes;
+typedef raw_t<In, kVec> raw_vector_t;
 constexpr int kItems = L2NORM_ITEMS;
 constexpr int kBlockThreads = L2NORM_BLOCK_THREADS;
 constexpr int kValues = kItems * kVec;
@@ -37,11 +48,12 @@ __device__ __forceinline__ int vectors_inside(long long tile, long long vectors)
   return static_cast<int>(min(vectors - tile * kTileVectors, kTileVectors));
 }
 
-// The address of a tile's first element in a row starting at element `row_offset` of `base`. The
-// thread's vectors are then small constant offsets from it: no 64-bit arithmetic per vector.
-template <typename Byte>
+// The address of a tile's first element in a row of elements of E starting at element
+// `row_offset` of `base`. The thread's vectors are then small constant offsets from it: no 64-bit
+// arithmetic per vector.
+template <class E, typename Byte>
 __device__ __forceinline__ Byte* tile_start(Byte* base, long long row_offset, long long tile) {
-  return base + (row_offset + tile * kTileVectors * kVec) * kElementBytes;
+  return base + (row_offset + tile * kTileVectors * kVec) * E::kBytes;
 }
 
 #if L2NORM_ASYNC_STAGING
@@ -58,7 +70,7 @@ __device__ __forceinline__ unsigned long long evict_first_policy() {
 __device__ __forceinline__ void load_vector_read_once(const void* base, long long offset,
                                                       float* out) {
 #if L2NORM_ASYNC_STAGING
-  const char* address = static_cast<const char*>(base) + offset * kElementBytes;
+  const char* address = static_cast<const char*>(base) + offset * In::kBytes;
   raw_vector_t raw;
 #if L2NORM_VEC_BYTES == 16
   asm volatile("ld.global.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
@@ -73,9 +85,9 @@ __device__ __forceinline__ void load_vector_read_once(const void* base, long lon
                : "=r"(raw)
                : "l"(address), "l"(evict_first_policy()));
 #endif
-  widen_vector(raw, out);
+  widen_raw<In, kVec>(raw, out);
 #else
-  load_vector(base, offset, out);
+  load_vector<In, kVec>(base, offset, out);
 #endif
 }
 
@@ -86,7 +98,7 @@ __device__ __forceinline__ void load_vector_read_once(const void* base, long lon
 // evict-first.
 __device__ __forceinline__ void stage_tile(const void* input, long long row_offset, long long tile,
                                            long long vectors, raw_vector_t* slot) {
-  const char* start = tile_start(static_cast<const char*>(input), row_offset, tile);
+  const char* start = tile_start<In>(static_cast<const char*>(input), row_offset, tile);
   const int inside_count = vectors_inside(tile, vectors);
 #pragma unroll
   for (int item = 0; item < kItems; ++item) {
@@ -122,7 +134,7 @@ __device__ __forceinline__ void wait_for_staged_tiles() {
 
 // The thread's vector `item` of a staged tile (zero past the row's end, as stage_tile filled it).
 __device__ __forceinline__ void read_staged_vector(const raw_vector_t* slot, int item, float* out) {
-  load_vector(slot + threadIdx.x + item * kBlockThreads, 0, out);
+  widen_raw<In, kVec>(slot[threadIdx.x + item * kBlockThreads], out);
 }
 
 // The thread's values of a staged tile.
@@ -137,13 +149,13 @@ template <bool ReadOnce>
 __device__ __forceinline__ void load_tile_vector(const void* input, long long row_offset,
                                                  long long tile, long long vectors, int item,
                                                  float* out) {
-  const char* start = tile_start(static_cast<const char*>(input), row_offset, tile);
+  const char* start = tile_start<In>(static_cast<const char*>(input), row_offset, tile);
   const int vector = vector_in_tile(item);
   if (vector < vectors_inside(tile, vectors)) {
     if constexpr (ReadOnce) {
       load_vector_read_once(start, vector * kVec, out);
     } else {
-      load_vector(start, vector * kVec, out);
+      load_vector<In, kVec>(start, vector * kVec, out);
     }
   } else {
 #pragma unroll
@@ -231,24 +243,25 @@ __device__ __forceinline__ T tile_sums_of_squares(long long first_tile, long lon
 // rare branch or none of it (sum_f64 may synchronize the block).
 template <typename SumF64>
 __device__ __forceinline__ RowScale row_scale_from(float sum, float eps, SumF64 sum_f64) {
-  RowScale row_scale{false, common_inverse_norm(sum, eps), 0.0};
+  RowScale row_scale{false, common_inverse_norm<kClamp>(sum, eps), 0.0};
   if (needs_rare_path(sum)) {
     row_scale.rare = true;
-    row_scale.inverse_f64 = rare_inverse_norm(sum_f64(), eps);
+    row_scale.inverse_f64 = rare_inverse_norm<kClamp>(sum_f64(), eps);
   }
   return row_scale;
 }
 
-// Scales the thread's values of tiles first_tile .. end_tile - 1 and stores those inside the row:
-// a common row's values as `values(tile, y)` gives them, a rare row's from `vector_at`. One branch
-// per row, not a choice per element: the common path never touches f64 registers.
+// Scales the thread's values of tiles first_tile .. end_tile - 1 and stores those inside the row,
+// rounded once to the output type: a common row's values as `values(tile, y)` gives them, a rare
+// row's from `vector_at`. One branch per row, not a choice per element: the common path never
+// touches f64 registers.
 template <typename Values, typename VectorAt>
 __device__ __forceinline__ void store_scaled_tiles(const L2NormArgs& args, long long row_offset,
                                                    long long first_tile, long long end_tile,
                                                    long long vectors, const RowScale& row_scale,
                                                    Values values, VectorAt vector_at) {
   for (long long tile = first_tile; tile < end_tile; ++tile) {
-    char* start = tile_start(static_cast<char*>(args.output), row_offset, tile);
+    char* start = tile_start<Out>(static_cast<char*>(args.output), row_offset, tile);
     const int inside_count = vectors_inside(tile, vectors);
     if (row_scale.rare) {
 #pragma unroll 1
@@ -258,8 +271,10 @@ __device__ __forceinline__ void store_scaled_tiles(const L2NormArgs& args, long 
         float y[kVec];
         vector_at(tile, item, y);
 #pragma unroll
-        for (int e = 0; e < kVec; ++e) y[e] = rare_output(y[e], row_scale.inverse_f64, args.scale);
-        store_vector(start, vector * kVec, y);
+        for (int e = 0; e < kVec; ++e) {
+          y[e] = rare_output<Out, kScaled>(y[e], row_scale.inverse_f64, args.scale);
+        }
+        store_vector<Out, kVec>(start, vector * kVec, y);
       }
     } else {
       float y[kValues];
@@ -271,9 +286,9 @@ __device__ __forceinline__ void store_scaled_tiles(const L2NormArgs& args, long 
 #pragma unroll
           for (int e = 0; e < kVec; ++e) {
             float& value = y[item * kVec + e];
-            value = common_output(value, row_scale.inverse, args.scale);
+            value = common_output<Out, kScaled>(value, row_scale.inverse, args.scale);
           }
-          store_vector(start, vector * kVec, y + item * kVec);
+          store_vector<Out, kVec>(start, vector * kVec, y + item * kVec);
         }
       }
     }
