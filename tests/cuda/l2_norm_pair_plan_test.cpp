@@ -31,6 +31,7 @@ detail::L2NormCall contiguous_call(DType dtype, std::int64_t rows, std::int64_t 
                                    EpsMode eps_mode = EpsMode::add) {
   detail::L2NormCall call{};
   call.dtype = dtype;
+  call.output_dtype = dtype;
   call.rows = rows;
   call.dim = dim;
   call.layout.outer_rank = 1;
@@ -153,6 +154,7 @@ TEST(CudaPairKernel, CompilesForSm80AndSm90) {
   add({DType::bf16, DType::bf16, 128, {.scale = 0.08838834764f}}, {DType::bf16, DType::bf16, 128});
   add({DType::f32, DType::f32, 64, {.eps_mode = EpsMode::clamp}}, {DType::f16, DType::f16, 3});
   add({DType::f16, DType::f16, 16384}, {DType::bf16, DType::bf16, 1000, {.scale = 2.0f}});
+  add({DType::bf16, DType::f32, 128, {.scale = 0.08838834764f}}, {DType::f32, DType::bf16, 128});
   for (const int arch : {80, 90}) {
     for (const auto& variant : variants) {
       try {

@@ -36,6 +36,8 @@ struct TargetSpec {
   bool with_rstd = false;
   L2NormOptions options = {};
   std::uint64_t seed = 1;
+  std::optional<DType> out_dtype = std::nullopt;  // the input's when empty
+  DType output_dtype() const { return out_dtype.value_or(dtype); }
 };
 
 TargetSpec contiguous(DType dtype, std::int64_t rows, std::int64_t dim, L2NormOptions options,
@@ -62,7 +64,7 @@ class Target {
       : spec_(spec),
         values_(values),
         input_(device, spec.dtype, spec.storage),
-        output_(device, spec.dtype, spec.in_place ? 0 : spec.storage),
+        output_(device, spec.output_dtype(), spec.in_place ? 0 : spec.storage),
         rstd_(device, DType::f32, std::max<std::int64_t>(rows_of(spec), 1)) {
     reset();
   }
@@ -70,7 +72,7 @@ class Target {
   void reset() {
     input_.copy_from_host(values_.data(), values_.bytes());
     if (!spec_.in_place) {
-      HostTensor poison(spec_.dtype, std::size_t(spec_.storage));
+      HostTensor poison(spec_.output_dtype(), std::size_t(spec_.storage));
       poison.fill_poison();
       output_.copy_from_host(poison.data(), poison.bytes());
     }
@@ -83,9 +85,10 @@ class Target {
     const Buffer& buffer = output && !spec_.in_place ? output_ : input_;
     const std::int64_t offset = output ? spec_.out_offset : spec_.in_offset;
     const auto& strides = output ? spec_.out_strides : spec_.in_strides;
+    const DType dtype = output ? spec_.output_dtype() : spec_.dtype;
     return TensorView(static_cast<std::byte*>(buffer.data()) +
-                          offset * std::int64_t(dtype_size(spec_.dtype)),
-                      spec_.dtype, buffer.device(), spec_.shape, strides);
+                          offset * std::int64_t(dtype_size(dtype)),
+                      dtype, buffer.device(), spec_.shape, strides);
   }
   TensorView rstd_view() const {
     return TensorView(rstd_.data(), DType::f32, rstd_.device(), {rows_of(spec_)});
@@ -97,7 +100,7 @@ class Target {
     return target;
   }
   Storages read() const {
-    Storages result{HostTensor(spec_.dtype, std::size_t(spec_.storage)),
+    Storages result{HostTensor(spec_.output_dtype(), std::size_t(spec_.storage)),
                     std::vector<float>(std::size_t(rstd_.count()))};
     (spec_.in_place ? input_ : output_).copy_to_host(result.output.data(), result.output.bytes());
     rstd_.copy_to_host(result.rstd.data(), result.rstd.size() * 4);
@@ -252,6 +255,26 @@ TEST_P(L2NormPair, TargetsOfDifferentDTypesDimsAndOptions) {
           contiguous(c.b_dtype, c.b_rows, c.b_dim, c.b_options, with_rstd, 22), what);
       if (device().is_cuda()) {
         EXPECT_EQ(variant.rfind("l2_norm_pair<", 0), 0u) << what;
+      }
+    }
+  }
+}
+
+// Each target writes its own output dtype (training: bf16 q and k into f32, or f32 into bf16).
+TEST_P(L2NormPair, OutputDTypesApartFromTheInputs) {
+  for (const DType in : kDTypes) {
+    for (const DType out : kDTypes) {
+      for (const bool with_rstd : {false, true}) {
+        TargetSpec a = contiguous(in, 40, 128, {.scale = 0.125f}, with_rstd, 61);
+        a.out_dtype = out;
+        TargetSpec b = contiguous(out, 9, 96, {.eps_mode = EpsMode::clamp}, with_rstd, 62);
+        b.out_dtype = in;
+        const std::string what = std::string(dtype_name(in)) + "->" +
+                                 std::string(dtype_name(out)) + (with_rstd ? " rstd" : "");
+        const std::string variant = expect_as_two_calls(a, b, what);
+        if (device().is_cuda()) {
+          EXPECT_EQ(variant.rfind("l2_norm_pair<", 0), 0u) << what;
+        }
       }
     }
   }
