@@ -1,8 +1,11 @@
 // The l2_norm planner, without a GPU: which kernel and launch shape a call gets on written-out
-// device descriptions (an H100, an H200, an A100 and a small sm_86 part), that prewarm loads
-// exactly what dispatch may pick, and, through NVRTC and KernelRegistry::compile_for_arch, that
-// every variant the planner can name compiles for sm_80 and sm_90. This is the CI check that every
-// kernel the library may JIT at run time does compile.
+// device descriptions (an H100, an H200, an A100 and a small sm_86 part), that an output dtype
+// apart from the input's keeps the input dtype's plan, which vector width two views allow, that
+// prewarm loads exactly what dispatch may pick, and, through NVRTC and
+// KernelRegistry::compile_for_arch, that every variant the planner can name with equal dtypes
+// compiles for sm_80 and sm_90, and with mixed dtypes every pair in every kernel kind at every
+// vector width (all_l2_norm_variants says why that set suffices). This is the CI check that the
+// kernels the library may JIT at run time do compile.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include "cuda/embedded_kernels.hpp"
 #include "cuda/l2_norm_plan.hpp"
 #include "l2norm/l2norm.hpp"
+#include "ops/views.hpp"
 
 namespace l2norm {
 namespace {
@@ -35,6 +39,8 @@ const DeviceCaps kA100{"NVIDIA A100-SXM4-80GB", 80, 108, 32, 2048, 166912, 85094
                        std::size_t{40} << 20};
 const DeviceCaps kSm86{"NVIDIA RTX A4000",  86, 48, 16, 1536, 101376, 16890134528,
                        std::size_t{4} << 20};
+
+constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 // A contiguous call of rows x dim, with the widest vector the row length allows.
 detail::L2NormCall contiguous_call(DType dtype, std::int64_t rows, std::int64_t dim,
@@ -284,27 +290,145 @@ TEST(CudaPlanner, EveryPlanFitsItsDevice) {
 // compiles during a CUDA-graph capture.
 TEST(CudaPlanner, PrewarmHoldsEveryVariantDispatchPicks) {
   for (const DeviceCaps* caps : {&kH100, &kH200, &kA100, &kSm86}) {
-    for (const DType dtype : {DType::f32, DType::f16, DType::bf16}) {
-      for (const std::int64_t dim : {std::int64_t{1}, std::int64_t{100}, std::int64_t{128},
-                                     std::int64_t{16384}, std::int64_t{20000}, std::int64_t{65536},
-                                     std::int64_t{1} << 20, std::int64_t{1} << 24}) {
-        const auto prewarmed =
-            detail::cuda::l2_norm_prewarm_variants(dtype, dim, EpsMode::clamp, true, *caps);
-        for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{131}, std::int64_t{4096}}) {
-          for (const int width : {16, 8, 4, 2}) {
-            const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
-            if (width < element_bytes || (dim * element_bytes) % width != 0) continue;
-            detail::L2NormCall call = contiguous_call(dtype, rows, dim, EpsMode::clamp);
-            call.vector_bytes = width;
-            call.scale = 2.0f;
-            call.scaled = true;
-            const L2NormVariant variant = detail::cuda::plan_l2_norm(call, *caps).variant;
-            EXPECT_NE(std::find(prewarmed.begin(), prewarmed.end(), variant), prewarmed.end())
-                << variant.name() << " for " << rows << " x " << dim << " on " << caps->name;
+    for (const DType dtype : kDTypes) {
+      for (const DType output_dtype : kDTypes) {
+        for (const std::int64_t dim :
+             {std::int64_t{1}, std::int64_t{100}, std::int64_t{128}, std::int64_t{16384},
+              std::int64_t{20000}, std::int64_t{65536}, std::int64_t{1} << 20,
+              std::int64_t{1} << 24}) {
+          const auto prewarmed = detail::cuda::l2_norm_prewarm_variants(
+              dtype, output_dtype, dim, EpsMode::clamp, true, *caps);
+          for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{131}, std::int64_t{4096}}) {
+            for (const int width : {16, 8, 4, 2}) {
+              const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
+              if (width < element_bytes || (dim * element_bytes) % width != 0) continue;
+              detail::L2NormCall call = contiguous_call(dtype, rows, dim, EpsMode::clamp);
+              call.output_dtype = output_dtype;
+              call.vector_bytes = width;
+              call.scale = 2.0f;
+              call.scaled = true;
+              const L2NormVariant variant = detail::cuda::plan_l2_norm(call, *caps).variant;
+              EXPECT_NE(std::find(prewarmed.begin(), prewarmed.end(), variant), prewarmed.end())
+                  << variant.name() << " for " << rows << " x " << dim << " on " << caps->name;
+            }
           }
         }
       }
     }
+  }
+}
+
+// An output dtype other than the input's changes the kernel's loads and stores only: the kind,
+// layout, launch and sum order are those of the call with the input's dtype on both sides and the
+// same vector width, on every device, dim, width and row count. Only early_lines, which depends
+// on the bytes moved, may differ.
+TEST(CudaPlanner, MixedDTypesKeepTheInputDTypesPlan) {
+  const std::int64_t dims[] = {1,     7,     100,   128,    768,     4096,    16384,  16388,
+                               20000, 32768, 65536, 131072, 1 << 20, 3000001, 1 << 24};
+  for (const DeviceCaps* caps : {&kH100, &kH200, &kA100, &kSm86}) {
+    for (const DType input : kDTypes) {
+      for (const DType output : kDTypes) {
+        if (input == output) continue;
+        for (const std::int64_t dim : dims) {
+          for (const std::int64_t rows :
+               {std::int64_t{1}, std::int64_t{8}, std::int64_t{133}, std::int64_t{65536}}) {
+            detail::L2NormCall call = contiguous_call(input, rows, dim);
+            const L2NormPlan same = detail::cuda::plan_l2_norm(call, *caps);
+            call.output_dtype = output;
+            const L2NormPlan mixed = detail::cuda::plan_l2_norm(call, *caps);
+            const std::string what = mixed.variant.name() + " for " + std::to_string(rows) + " x " +
+                                     std::to_string(dim) + " on " + caps->name;
+            L2NormVariant as_same = mixed.variant;
+            EXPECT_EQ(as_same.output_dtype, output) << what;
+            as_same.output_dtype = input;
+            EXPECT_EQ(as_same, same.variant) << what << " vs " << same.variant.name();
+            EXPECT_EQ(mixed.grid, same.grid) << what;
+            EXPECT_EQ(mixed.block, same.block) << what;
+            EXPECT_EQ(mixed.dynamic_shared_bytes, same.dynamic_shared_bytes) << what;
+            EXPECT_EQ(mixed.cooperative, same.cooperative) << what;
+            EXPECT_EQ(mixed.programmatic, same.programmatic) << what;
+            EXPECT_EQ(mixed.split.blocks_per_row, same.split.blocks_per_row) << what;
+            EXPECT_EQ(mixed.split.tiles_per_block, same.split.tiles_per_block) << what;
+            EXPECT_EQ(mixed.split.rows_per_wave, same.split.rows_per_wave) << what;
+            EXPECT_EQ(mixed.split.waves, same.split.waves) << what;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaPlanner, MixedDTypeNamesSpecsAndEarlyLines) {
+  detail::L2NormCall decode = contiguous_call(DType::bf16, 524288, 128);
+  decode.output_dtype = DType::f32;
+  const L2NormVariant rows = detail::cuda::plan_l2_norm(decode, kH100).variant;
+  EXPECT_EQ(rows.name(), "l2_norm_rows<bf16->f32,v16,8x2,add>");
+  const auto defines = rows.spec().defines;
+  const auto defined = [](const std::vector<std::string>& list, const std::string& define) {
+    return std::find(list.begin(), list.end(), define) != list.end();
+  };
+  EXPECT_TRUE(defined(defines, "L2NORM_DTYPE=" + std::to_string(L2NORM_DTYPE_BF16)));
+  EXPECT_TRUE(defined(defines, "L2NORM_OUT_DTYPE=" + std::to_string(L2NORM_DTYPE_F32)));
+  EXPECT_TRUE(defined(defines, "L2NORM_VEC_BYTES=16"));
+  // Equal dtypes keep their names and name the output's dtype in the spec too.
+  const L2NormVariant same = planned(DType::bf16, 128, 16, 524288, kH100);
+  EXPECT_EQ(same.name(), "l2_norm_rows<bf16,v16,8x2,add>");
+  EXPECT_TRUE(
+      defined(same.spec().defines, "L2NORM_OUT_DTYPE=" + std::to_string(L2NORM_DTYPE_BF16)));
+  // 7 rows of 2^20: 56 MiB moved in f32, more than the H100's 50 MiB of L2, so that plan writes
+  // early lines; into bf16 42 MiB, which does not.
+  const std::int64_t mega = std::int64_t{1} << 20;
+  detail::L2NormCall long_rows = contiguous_call(DType::f32, 7, mega);
+  const L2NormPlan f32_plan = detail::cuda::plan_l2_norm(long_rows, kH100);
+  long_rows.output_dtype = DType::bf16;
+  const L2NormPlan bf16_plan = detail::cuda::plan_l2_norm(long_rows, kH100);
+  EXPECT_EQ(bf16_plan.variant.name(), "l2_norm_split_on_chip<f32->bf16,v16,512x8,add,warp_sum>");
+  EXPECT_TRUE(f32_plan.split.early_lines);
+  EXPECT_FALSE(bf16_plan.split.early_lines);
+}
+
+// The widest vector both views allow: a vector is n input elements (n * input bytes, aligned to
+// that) and writes n output elements (aligned to min(n * output bytes, 16)).
+TEST(CudaPlanner, VectorWidthIsTheWidestBothViewsAllow) {
+  struct Case {
+    DType input;
+    DType output;
+    std::int64_t dim;
+    std::int64_t input_offset_bytes;
+    std::int64_t output_offset_bytes;
+    std::int64_t output_row_stride;  // 0: dim
+    int vector_bytes;
+  };
+  const Case cases[] = {
+      {DType::bf16, DType::f32, 128, 0, 0, 0, 16},  // 8 elements: 16 bytes in, 2 x 16 out
+      {DType::bf16, DType::f32, 128, 0, 4, 0, 2},   // the output is only 4-byte aligned
+      {DType::bf16, DType::f32, 128, 0, 8, 0, 4},   // 2 elements: 8 bytes out
+      {DType::bf16, DType::f32, 128, 0, 16, 0, 16},
+      {DType::bf16, DType::f32, 12, 0, 0, 0, 8},    // a row of 24 input bytes: 4 elements
+      {DType::f32, DType::bf16, 128, 0, 0, 0, 16},  // 4 elements: 16 bytes in, 8 out
+      {DType::f32, DType::bf16, 128, 0, 8, 0, 16},
+      {DType::f32, DType::bf16, 128, 0, 2, 0, 4},  // the output is only 2-byte aligned
+      {DType::f32, DType::bf16, 128, 0, 4, 0, 8},
+      {DType::f32, DType::bf16, 128, 4, 0, 0, 4},     // the input is only 4-byte aligned
+      {DType::f32, DType::bf16, 128, 0, 0, 132, 16},  // output rows 264 bytes apart
+      {DType::f32, DType::bf16, 128, 0, 0, 130, 8},   // output rows 260 bytes apart
+      {DType::f16, DType::f32, 128, 2, 0, 0, 2},
+      {DType::f16, DType::bf16, 128, 0, 8, 0, 8},
+      {DType::f32, DType::f32, 128, 0, 4, 0, 4},  // equal dtypes: what both addresses allow
+      {DType::bf16, DType::bf16, 128, 0, 0, 0, 16},
+  };
+  for (const Case& c : cases) {
+    auto* base = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 20);
+    const std::int64_t rows = 4;
+    const std::int64_t output_stride = c.output_row_stride > 0 ? c.output_row_stride : c.dim;
+    const TensorView input(base + c.input_offset_bytes, c.input, Device::cpu(), {rows, c.dim});
+    const TensorView output(base + (std::int64_t{1} << 20) + c.output_offset_bytes, c.output,
+                            Device::cpu(), {rows, c.dim}, {output_stride, 1});
+    const int bytes = detail::vector_bytes(input, output, detail::row_layout(input, output));
+    EXPECT_EQ(bytes, c.vector_bytes)
+        << dtype_name(c.input) << "->" << dtype_name(c.output) << " dim " << c.dim << " offsets "
+        << c.input_offset_bytes << "/" << c.output_offset_bytes << " output stride "
+        << output_stride;
   }
 }
 
@@ -443,6 +567,68 @@ TEST(CudaKernelVariants, RowCountOnlyPicksALayoutOfTheSameSumOrder) {
     }
   }
   EXPECT_GT(switched, 0);
+}
+
+// Mixed dtypes: the list holds every pair at every vector width in every kernel kind (rows within
+// a warp and across warps, the latency layout where the width has one, staged, on chip with and
+// without the warps' row sum, streamed), each pair with both eps modes and both scale forms, and
+// every mixed variant's layout is one an equal-dtype variant of the list compiles too.
+TEST(CudaKernelVariants, AllVariantsListCoversEveryPairInEveryKernelKind) {
+  const std::vector<L2NormVariant> all = detail::cuda::all_l2_norm_variants();
+  std::set<std::string> layouts_of_equal;
+  const auto layout_key = [](L2NormVariant variant) {
+    variant.output_dtype = variant.dtype;
+    variant.clamp = false;
+    variant.scaled = false;
+    return variant.name();
+  };
+  for (const L2NormVariant& variant : all) {
+    if (variant.output_dtype == variant.dtype) layouts_of_equal.insert(layout_key(variant));
+  }
+  for (const DType input : kDTypes) {
+    for (const DType output : kDTypes) {
+      if (input == output) continue;
+      std::set<bool> clamps, scales;
+      for (const int width : {16, 8, 4, 2}) {
+        if (width < static_cast<int>(dtype_size(input))) continue;
+        std::set<std::string> kinds;
+        for (const L2NormVariant& variant : all) {
+          if (variant.dtype != input || variant.output_dtype != output) continue;
+          clamps.insert(variant.clamp);
+          scales.insert(variant.scaled);
+          EXPECT_TRUE(layouts_of_equal.count(layout_key(variant))) << variant.name();
+          if (variant.vector_bytes != width) continue;
+          switch (variant.kind) {
+            case KernelKind::rows:
+              kinds.insert(variant.items == 1              ? "rows latency"
+                           : variant.threads_per_row <= 32 ? "rows in a warp"
+                                                           : "rows across warps");
+              break;
+            case KernelKind::staged:
+              kinds.insert("staged");
+              break;
+            case KernelKind::split_on_chip:
+              kinds.insert(variant.row_sum_in_warps ? "on chip, warps" : "on chip, block");
+              break;
+            case KernelKind::split_streamed:
+              kinds.insert("streamed");
+              break;
+          }
+        }
+        const std::string what = std::string(dtype_name(input)) + "->" +
+                                 std::string(dtype_name(output)) + " v" + std::to_string(width);
+        // The latency layout exists where a thread holds two vectors: 16-bit 16-byte vectors.
+        const bool latency = input != DType::f32 && width == 16;
+        EXPECT_EQ(kinds.size(), latency ? 7u : 6u) << what;
+        for (const char* kind : {"rows in a warp", "rows across warps", "staged", "on chip, warps",
+                                 "on chip, block", "streamed"}) {
+          EXPECT_TRUE(kinds.count(kind)) << what << " lacks " << kind;
+        }
+      }
+      EXPECT_EQ(clamps.size(), 2u) << dtype_name(input) << "->" << dtype_name(output);
+      EXPECT_EQ(scales.size(), 2u) << dtype_name(input) << "->" << dtype_name(output);
+    }
+  }
 }
 
 // Every dim from 1 to the split threshold (and some beyond) maps onto a variant in the

@@ -119,15 +119,16 @@ double expect_within_budget(const HostTensor& got, const std::vector<double>& ex
 
 namespace {
 
-// run_l2_norm's work; `in_place` writes the output over the input's buffer.
-HostTensor run_on_device(const Device& device, const HostTensor& input, std::int64_t rows,
-                         std::int64_t dim, const L2NormOptions& options, bool in_place,
-                         std::string* variant) {
-  HostTensor output(input.dtype(), input.count());
+// run_l2_norm's work, into an output of `output_dtype`; `in_place` writes the output over the
+// input's buffer.
+HostTensor run_on_device(const Device& device, const HostTensor& input, DType output_dtype,
+                         std::int64_t rows, std::int64_t dim, const L2NormOptions& options,
+                         bool in_place, std::string* variant) {
+  HostTensor output(output_dtype, input.count());
   output.fill_poison();
   const auto count = std::int64_t(input.count());
   Buffer in(device, input.dtype(), count);
-  Buffer out(device, input.dtype(), in_place ? 0 : count);
+  Buffer out(device, output_dtype, in_place ? 0 : count);
   in.copy_from_host(input.data(), input.bytes());
   if (!in_place) out.copy_from_host(output.data(), output.bytes());
   Buffer& target = in_place ? in : out;
@@ -148,12 +149,18 @@ HostTensor run_on_device(const Device& device, const HostTensor& input, std::int
 
 HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64_t rows,
                        std::int64_t dim, const L2NormOptions& options, std::string* variant) {
-  return run_on_device(device, input, rows, dim, options, false, variant);
+  return run_on_device(device, input, input.dtype(), rows, dim, options, false, variant);
+}
+
+HostTensor run_l2_norm_into(const Device& device, const HostTensor& input, DType output_dtype,
+                            std::int64_t rows, std::int64_t dim, const L2NormOptions& options,
+                            std::string* variant) {
+  return run_on_device(device, input, output_dtype, rows, dim, options, false, variant);
 }
 
 HostTensor run_l2_norm_in_place(const Device& device, const HostTensor& input, std::int64_t rows,
                                 std::int64_t dim, const L2NormOptions& options) {
-  return run_on_device(device, input, rows, dim, options, true, nullptr);
+  return run_on_device(device, input, input.dtype(), rows, dim, options, true, nullptr);
 }
 
 }  // namespace l2norm::testing

@@ -55,6 +55,10 @@ double expect_within_budget(const HostTensor& got, const std::vector<double>& ex
 HostTensor run_l2_norm(const Device& device, const HostTensor& input, std::int64_t rows,
                        std::int64_t dim, const L2NormOptions& options,
                        std::string* variant = nullptr);
+// The same into an output of `output_dtype` (the flat entry point with two dtypes).
+HostTensor run_l2_norm_into(const Device& device, const HostTensor& input, DType output_dtype,
+                            std::int64_t rows, std::int64_t dim, const L2NormOptions& options,
+                            std::string* variant = nullptr);
 // The same, normalizing in place (one device buffer for input and output).
 HostTensor run_l2_norm_in_place(const Device& device, const HostTensor& input, std::int64_t rows,
                                 std::int64_t dim, const L2NormOptions& options);
