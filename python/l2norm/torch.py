@@ -32,7 +32,7 @@ def _l2_norm_kernel(x: torch.Tensor, eps: float = 1e-6, scale: float = 1.0,
     stream = 0
     if x.device.type == "cuda":
         stream = _current_stream(x.device.index) or _LEGACY_DEFAULT_STREAM
-    _core.l2_norm(x, out, eps, scale, _clamp_of(eps_mode), stream, False)
+    _core.l2_norm(x, out, None, eps, scale, _clamp_of(eps_mode), stream or None, False)
     return out
 
 
