@@ -464,6 +464,13 @@ def test_threads_on_tensors_match_single_threaded():
 
 # ---- CUDA: streams, graphs, host time ----
 
+def test_prewarm_is_a_no_op_for_the_cpu():
+    l2norm_torch.prewarm(torch.bfloat16, 128, device="cpu")
+    l2norm_torch.prewarm(torch.float32, 64, device=torch.device("cpu"), output_dtype=torch.float16)
+    with pytest.raises(ValueError, match="eps_mode"):
+        l2norm_torch.prewarm(torch.float32, 64, device="cpu", eps_mode="max")
+
+
 @needs_cuda
 def test_runs_on_the_current_stream():
     stream = torch.cuda.Stream()

@@ -127,12 +127,14 @@ class _NumpyArrays(_Arrays):
 
     def args(self, *arrays):
         # NumPy cannot export ml_dtypes' bfloat16 through DLPack; its bits go as uint16.
-        bfloat16 = self.bfloat16
+        # Other producers' bfloat16 (JAX's) goes through DLPack as it is.
+        bfloat16, ndarray = self.bfloat16, self.np.ndarray
         if bfloat16 is not None:
             for a in arrays:
-                if getattr(a, "dtype", None) == bfloat16:
-                    return tuple(b.view(self.np.uint16) if getattr(b, "dtype", None) == bfloat16
-                                 else b for b in arrays), True
+                if isinstance(a, ndarray) and a.dtype == bfloat16:
+                    return tuple(b.view(self.np.uint16)
+                                 if isinstance(b, ndarray) and b.dtype == bfloat16 else b
+                                 for b in arrays), True
         return arrays, False
 
 
@@ -189,7 +191,10 @@ class _CupyArrays(_Arrays):
         self.cupy = cupy
 
     def dtype(self, spec):
-        return self.cupy.dtype(_dtype_name(spec))
+        try:
+            return self.cupy.dtype(_dtype_name(spec))
+        except TypeError:
+            raise ValueError(f"l2_norm: dtype {spec!r} has no CuPy dtype") from None
 
     def empty(self, like, shape, dtype):
         with like.device:

@@ -370,6 +370,7 @@ def prewarm(dtype: torch.dtype, dim: int, *, device: Union[torch.device, str, in
     CUDA graphs) needs it only for the compilation. A call captured without it raises
     ``L2NormError`` (code 'unsupported') saying so, and leaves the capture intact.
     """
+    clamp = _clamp_of(eps_mode)
     if device is None:
         device = torch.device("cuda", torch.cuda.current_device())
     device = torch.device(device) if not isinstance(device, int) else torch.device("cuda", device)
@@ -380,7 +381,6 @@ def prewarm(dtype: torch.dtype, dim: int, *, device: Union[torch.device, str, in
     name = f"cuda:{device.index}"
     in_name = _dtype_name(dtype)
     out_name = in_name if output_dtype is None else _dtype_name(output_dtype)
-    clamp = _clamp_of(eps_mode)
     _core.prewarm(name, in_name, dim, eps, scale, clamp, None if out_name == in_name else out_name)
     if backward:
         _core.prewarm_backward(name, out_name, out_name, in_name, dim, eps, scale, clamp, False)
