@@ -186,9 +186,10 @@ def test_out_dtype(in_dtype, out_dtype):
     expected_dtype = np.dtype(ml_dtypes.bfloat16 if out_dtype == "bf16" else out_dtype)
     assert y.dtype == expected_dtype and y.shape == x.shape and rstd.dtype == np.float32
     expected = reference(x.astype(np.float32))
-    spacing = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64)
-    spacing *= {2: 2.0**16 if expected_dtype == np.dtype(ml_dtypes.bfloat16) else 2.0**13, 4: 1.0}[
-        expected_dtype.itemsize]
+    if expected_dtype == np.dtype(ml_dtypes.bfloat16):  # f32's exponent range: no subnormals here
+        spacing = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64) * 2.0**16
+    else:  # f16's own spacing, subnormals included
+        spacing = np.spacing(np.abs(expected).astype(expected_dtype)).astype(np.float64)
     budget = 1.0 if expected_dtype.itemsize == 2 else f32_budget(96)
     assert np.max(np.abs(y.astype(np.float64) - expected) / spacing) <= budget
     # the same bits as the op written into an output array of that dtype
