@@ -111,7 +111,7 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="shape"):
         l2norm.normalize(x, out=np.empty((4, 4), np.float32))
     with pytest.raises(ValueError, match="dtype"):
-        l2norm.normalize(x, out=np.empty((4, 8), np.float16))
+        l2norm.normalize(x, out=np.empty((4, 8), np.float64))
     read_only = np.empty((4, 8), np.float32)
     read_only.flags.writeable = False
     with pytest.raises(TypeError):
