@@ -90,8 +90,13 @@ if has python; then
 fi
 
 if has peers; then
-  PYTHONUNBUFFERED=1 timeout 400 python3 bench/peers.py > "$OUT/peers.md" 2>&1
+  # l2norm's Python package (installed by the python stage, else the build tree's module) and its
+  # peers, forward and backward; flash-linear-attention from $L2NORM_FLA_PATH, .carry/fla or .ab/fla
+  # (bench/fetch_fla.sh fills one). Then the CPU table on NumPy arrays.
+  PYTHONUNBUFFERED=1 timeout ${PEERS_TIMEOUT:-900} python3 bench/peers.py > "$OUT/peers.md" 2>&1
   note "peers: rc=$?"
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/peers.py --cpu >> "$OUT/peers.md" 2>&1
+  note "peers --cpu: rc=$?"
   cat "$OUT/peers.md"
 fi
 cat "$SUMMARY"

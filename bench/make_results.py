@@ -332,9 +332,11 @@ def peers_section(run):
     out = [title]
     if run.peers_title:
         out.append(f"{run.peers_title[0].upper()}{run.peers_title[1:]}.")
-    out += [prose("F.normalize, and the seed formula `x / sqrt(sum(x*x) + eps)` eager and under "
-                  "torch.compile; each ratio is against the copy measured in the peers' own "
-                  "process."), ""]
+    out += [prose("l2norm through its Python package, F.normalize, the seed formula "
+                  "`x / sqrt(sum(x*x) + eps)` under torch.compile and flash-linear-attention's "
+                  "l2norm where importable, forward and (where the table has a pass column) "
+                  "backward; each ratio is against the copy measured in the peers' own process. "
+                  "Tables of earlier runs also show the seed formula in eager mode."), ""]
     for table in run.peer_tables:
         out += [table.markdown(), ""]
     if rc:

@@ -21,6 +21,16 @@ def test_lazy_and_rechunked():
     assert np.array_equal(y.compute(scheduler="synchronous"), l2norm.normalize(x))
 
 
+def test_out_dtype():
+    from l2norm_test_support import requires_out_dtype
+
+    requires_out_dtype()
+    x = np.random.default_rng(9).standard_normal((300, 64)).astype(np.float32)
+    y = l2norm_dask.normalize(da.from_array(x, chunks=(100, 64)), out_dtype="float16")
+    assert y.dtype == np.float16
+    assert np.array_equal(y.compute(scheduler="synchronous"), l2norm.normalize(x, out_dtype=np.float16))
+
+
 def test_options_are_checked_eagerly():
     array = da.zeros((8, 4), chunks=(4, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="eps_mode"):

@@ -1,5 +1,6 @@
-"""l2norm.normalize on NumPy arrays (CPU): results against a float64 reference, views, errors,
-threads, and what the package ships (stubs, docstrings)."""
+"""l2norm.normalize, normalize_backward and normalize_backward_from_input on NumPy arrays (CPU):
+results against a float64 reference, rstd, output dtypes, views, errors, threads, and what the
+package ships (stubs, docstrings)."""
 
 import math
 import pathlib
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 l2norm = pytest.importorskip("l2norm", reason="the l2norm Python package is not built or installed")
+
+from l2norm_test_support import requires_out_dtype  # noqa: E402
 
 
 def reference(x, eps=1e-6, scale=1.0, mode="add"):
@@ -108,20 +111,176 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="shape"):
         l2norm.normalize(x, out=np.empty((4, 4), np.float32))
     with pytest.raises(ValueError, match="dtype"):
-        l2norm.normalize(x, out=np.empty((4, 8), np.float16))
+        l2norm.normalize(x, out=np.empty((4, 8), np.float64))
     read_only = np.empty((4, 8), np.float32)
     read_only.flags.writeable = False
     with pytest.raises(TypeError):
         l2norm.normalize(x, out=read_only)
 
 
-def test_not_yet_implemented_options_name_what_is_missing():
+def reference_rstd(x, eps=1e-6, mode="add"):
+    rows = np.asarray(x, dtype=np.float64)
+    norm_sq = np.sum(rows * rows, axis=-1)
+    return 1 / np.sqrt(norm_sq + eps) if mode == "add" else 1 / np.maximum(np.sqrt(norm_sq), eps)
+
+
+def reference_grad(x, dy, eps=1e-6, scale=1.0, mode="add"):
+    """The gradient of reference() with respect to x, in float64: per row
+    scale * r * (dy - (dy . y) y) with y = x * r, and scale * dy / eps in clamp mode where the norm
+    is below eps (the clamp passes no gradient to the norm)."""
+    x = np.asarray(x, dtype=np.float64)
+    dy = np.asarray(dy, dtype=np.float64)
+    r = reference_rstd(x, eps, mode)[..., None]
+    y = x * r
+    dx = scale * r * (dy - np.sum(dy * y, axis=-1, keepdims=True) * y)
+    if mode == "clamp":
+        below = np.sqrt(np.sum(x * x, axis=-1, keepdims=True)) <= eps
+        dx = np.where(below, scale * dy / eps, dx)
+    return dx
+
+
+def assert_grad_close(got, expected, tolerance):
+    """|got - expected| within `tolerance` of the row's largest expected value; where the expected
+    value overflows got's dtype, got is that infinity."""
+    with np.errstate(over="ignore"):
+        rounded = expected.astype(got.dtype)
+    overflow = np.isinf(rounded)
+    assert np.array_equal(got[overflow], rounded[overflow])
+    got = np.where(overflow, 0, np.asarray(got, dtype=np.float64))
+    expected = np.where(overflow, 0, expected)
+    scale = np.abs(expected).max(axis=-1, keepdims=True)
+    assert np.all(np.abs(got - expected) <= tolerance * scale), np.abs(got - expected).max()
+
+
+GRAD_TOLERANCE = {np.float32: 2e-5, np.float16: 4e-3}
+
+
+@pytest.mark.parametrize("mode", ["add", "clamp"])
+@pytest.mark.parametrize("shape", [(7,), (33, 128), (3, 5, 100)])
+def test_return_rstd(shape, mode):
+    x = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    y, rstd = l2norm.normalize(x, eps=1e-4, eps_mode=mode, return_rstd=True)
+    assert type(rstd) is np.ndarray and rstd.dtype == np.float32 and rstd.shape == shape[:-1]
+    assert np.array_equal(y, l2norm.normalize(x, eps=1e-4, eps_mode=mode))
+    np.testing.assert_allclose(rstd, reference_rstd(x, 1e-4, mode), rtol=2e-6)
+
+
+def test_rstd_of_zero_rows_and_empty_batches():
+    x = np.zeros((3, 16), np.float32)
+    _, rstd = l2norm.normalize(x, eps=1e-6, return_rstd=True)
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(np.float32(1e-6)), rtol=1e-6)
+    _, rstd = l2norm.normalize(x, eps=1e-3, eps_mode="clamp", return_rstd=True)
+    np.testing.assert_allclose(rstd, 1e3, rtol=1e-6)
+    y, rstd = l2norm.normalize(np.empty((0, 8), np.float32), return_rstd=True)
+    assert y.shape == (0, 8) and rstd.shape == (0,)
+
+
+@pytest.mark.parametrize("in_dtype, out_dtype", [(np.float32, np.float16), (np.float16, np.float32),
+                                                 (np.float32, "bf16"), ("bf16", np.float32)])
+def test_out_dtype(in_dtype, out_dtype):
+    requires_out_dtype()
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes (NumPy bfloat16) not installed")
+    in_dtype = ml_dtypes.bfloat16 if in_dtype == "bf16" else in_dtype
+    x = np.random.default_rng(9).standard_normal((40, 96)).astype(in_dtype)
+    y, rstd = l2norm.normalize(x, out_dtype=out_dtype, return_rstd=True)
+    expected_dtype = np.dtype(ml_dtypes.bfloat16 if out_dtype == "bf16" else out_dtype)
+    assert y.dtype == expected_dtype and y.shape == x.shape and rstd.dtype == np.float32
+    expected = reference(x.astype(np.float32))
+    if expected_dtype == np.dtype(ml_dtypes.bfloat16):  # f32's exponent range: no subnormals here
+        spacing = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64) * 2.0**16
+    else:  # f16's own spacing, subnormals included
+        spacing = np.spacing(np.abs(expected).astype(expected_dtype)).astype(np.float64)
+    budget = 1.0 if expected_dtype.itemsize == 2 else f32_budget(96)
+    assert np.max(np.abs(y.astype(np.float64) - expected) / spacing) <= budget
+    # the same bits as the op written into an output array of that dtype
+    out = np.empty(x.shape, expected_dtype)
+    l2norm.normalize(x, out=out)
+    assert np.array_equal(out.view(np.uint8), y.view(np.uint8))
+
+
+def test_out_and_out_dtype_must_agree():
     x = np.ones((4, 8), np.float32)
-    with pytest.raises(NotImplementedError, match="rstd"):
-        l2norm.normalize(x, return_rstd=True)
-    with pytest.raises(NotImplementedError, match="output dtype"):
-        l2norm.normalize(x, out_dtype=np.float16)
+    with pytest.raises(ValueError, match="out_dtype"):
+        l2norm.normalize(x, out=np.empty((4, 8), np.float32), out_dtype=np.float16)
     assert l2norm.normalize(x, out_dtype="float32").dtype == np.float32
+    assert l2norm.normalize(x, out_dtype="f32").dtype == np.float32
+    with pytest.raises(ValueError, match="dtype"):
+        l2norm.normalize(x, out_dtype="float64")
+    with pytest.raises(ValueError, match="dtype"):
+        l2norm.normalize(x, out_dtype="no such type")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("mode, eps, scale", [("add", 1e-6, 1.0), ("add", 1e-3, 0.5),
+                                              ("clamp", 1e-12, 1.0), ("clamp", 1e-2, 2.0)])
+def test_backward_matches_reference(dtype, mode, eps, scale):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((65, 3, 96)).astype(dtype)
+    x[4, 1] = 0  # a zero row: add mode gives scale * dy / sqrt(eps), clamp mode scale * dy / eps
+    x[7, 2] = 1e-4  # a small row: clamp mode with eps 1e-2 clamps it
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    expected = reference_grad(x, dy, eps, scale, mode)
+    y, rstd = l2norm.normalize(x, eps=eps, eps_mode=mode, return_rstd=True)
+    dx = l2norm.normalize_backward(dy, y, rstd, eps=eps, scale=scale, eps_mode=mode,
+                                   out_dtype=np.float32)
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+    # y rounded to the input dtype bounds the accuracy of the gradient computed from it
+    assert_grad_close(dx, expected, GRAD_TOLERANCE[dtype])
+    dx_from_input = l2norm.normalize_backward_from_input(dy, x, eps=eps, scale=scale, eps_mode=mode)
+    assert dx_from_input.dtype == dtype
+    assert_grad_close(dx_from_input, expected, GRAD_TOLERANCE[dtype])
+
+
+def test_backward_in_place_and_strided():
+    rng = np.random.default_rng(11)
+    packed = rng.standard_normal((20, 3 * 64)).astype(np.float32)
+    q = packed[:, :64]  # a strided slice, no copy
+    y, rstd = l2norm.normalize(q, return_rstd=True)
+    dy = rng.standard_normal((20, 64)).astype(np.float32)
+    expected = l2norm.normalize_backward(dy, y, rstd)
+    assert l2norm.normalize_backward(dy, y, rstd, out=dy) is dy  # in place
+    assert np.array_equal(dy, expected)
+    flat_rstd = rstd.reshape(-1)
+    assert np.array_equal(l2norm.normalize_backward(expected, y, flat_rstd),
+                          l2norm.normalize_backward(expected, y, rstd))
+    grad_packed = rng.standard_normal((20, 3 * 64)).astype(np.float32)
+    dk = grad_packed[:, 64:128]  # dy a strided slice as well
+    assert np.array_equal(l2norm.normalize_backward_from_input(dk, q),
+                          l2norm.normalize_backward_from_input(np.ascontiguousarray(dk), q))
+
+
+def test_backward_mixed_dtypes():
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes (NumPy bfloat16) not installed")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((32, 128)).astype(np.float32)
+    y, rstd = l2norm.normalize(x.astype(ml_dtypes.bfloat16), return_rstd=True)
+    dy = rng.standard_normal(x.shape).astype(np.float16)
+    dx = l2norm.normalize_backward(dy, y, rstd, out_dtype=np.float32)
+    assert dx.dtype == np.float32
+    assert_grad_close(dx, reference_grad(x.astype(ml_dtypes.bfloat16), dy), 2e-2)
+    dx_bf16 = l2norm.normalize_backward(dy, y, rstd, out_dtype="bf16")
+    assert dx_bf16.dtype == ml_dtypes.bfloat16
+    assert_grad_close(dx_bf16, reference_grad(x.astype(ml_dtypes.bfloat16), dy), 2e-2)
+
+
+def test_backward_errors():
+    x = np.random.default_rng(13).standard_normal((6, 3, 8)).astype(np.float32)
+    y, rstd = l2norm.normalize(x, return_rstd=True)
+    dy = np.ones_like(x)
+    with pytest.raises(ValueError, match="rstd"):
+        l2norm.normalize_backward(dy, y, rstd[:5])
+    with pytest.raises(ValueError, match="rstd"):
+        l2norm.normalize_backward(dy, y, rstd.astype(np.float16))
+    with pytest.raises(ValueError, match="rstd.*row-major"):
+        l2norm.normalize_backward(dy, y, np.empty((3, 6), np.float32).T)
+    with pytest.raises(ValueError, match="shape"):
+        l2norm.normalize_backward(dy[:, :2], y, rstd)
+    with pytest.raises(ValueError, match="dx"):
+        l2norm.normalize_backward(dy, y, rstd, out=y)  # only dy may be overwritten
+    with pytest.raises(ValueError, match="eps_mode"):
+        l2norm.normalize_backward_from_input(dy, x, eps_mode="max")
+    with pytest.raises(TypeError, match="DLPack"):
+        l2norm.normalize_backward_from_input(dy, [1.0, 2.0])
 
 
 def test_device_failures_are_l2norm_errors():
@@ -131,7 +290,7 @@ def test_device_failures_are_l2norm_errors():
         l2norm.prewarm("f32", 128, device="cuda:0")
     assert isinstance(caught.value, RuntimeError)
     assert caught.value.code == "unsupported" and "cuda:0" in str(caught.value)
-    l2norm.prewarm("f32", 128, device="cpu")
+    l2norm.prewarm("f32", 128, device="cpu", backward=True)
 
 
 def test_threads_match_single_threaded_bitwise():
@@ -159,9 +318,13 @@ def test_package_ships_stubs_and_docstrings():
     package = pathlib.Path(l2norm.__file__).parent
     assert (package / "py.typed").exists()
     stub = (package / "_core.pyi").read_text()
-    for name in ("def l2_norm(", "def prewarm(", "def cuda_available(", "def devices("):
+    for name in ("def l2_norm(", "def l2_norm_backward(", "def l2_norm_backward_from_input(",
+                 "def prewarm(", "def prewarm_backward(", "def make_encoder(", "def cuda_available(",
+                 "def devices("):
         assert name in stub
-    for function in (l2norm.normalize, l2norm.prewarm, l2norm._core.l2_norm, l2norm.devices):
+    for function in (l2norm.normalize, l2norm.normalize_backward,
+                     l2norm.normalize_backward_from_input, l2norm.prewarm, l2norm._core.l2_norm,
+                     l2norm._core.l2_norm_backward, l2norm._core.make_encoder, l2norm.devices):
         assert function.__doc__ and len(function.__doc__) > 40
     assert l2norm.L2NormError.__doc__ and "code" in l2norm.L2NormError.__doc__
     assert l2norm.__version__.count(".") == 2

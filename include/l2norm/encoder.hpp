@@ -30,7 +30,9 @@ class CommandEncoder {
   // Uses its own stream on CUDA. Throws Error(unsupported) if the device is not usable here.
   explicit CommandEncoder(Device device);
   // CUDA only: records onto the caller's cudaStream_t (passed as void* so this header needs no
-  // CUDA headers). The stream is not owned and must outlive the encoder.
+  // CUDA headers). The stream is not owned and must outlive the encoder. An encoder allocates and
+  // zeroes its workspaces when it is made: while `cuda_stream` is being captured into a CUDA graph
+  // this throws Error(unsupported) instead and leaves the capture intact (make encoders before).
   CommandEncoder(Device device, void* cuda_stream);
   ~CommandEncoder();
   CommandEncoder(CommandEncoder&&) noexcept;

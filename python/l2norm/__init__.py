@@ -5,14 +5,16 @@ and NVIDIA GPUs, for any DLPack array (NumPy, PyTorch, CuPy, JAX on the CPU).
     >>> l2norm.normalize(np.array([[3.0, 4.0]], dtype=np.float32))
     array([[0.6, 0.8]], dtype=float32)
 
-``l2norm.torch`` registers the op with ``torch.library`` (``torch.compile`` friendly) and offers
-flash-linear-attention's ``l2norm`` and ``F.normalize``'s signature; ``l2norm.dask`` maps it over a
-``dask.array``.
+``normalize`` (optionally with each row's f32 ``rstd`` and an output dtype of its own),
+``normalize_backward`` and ``normalize_backward_from_input`` (the gradient for training) work on
+any DLPack producer. ``l2norm.torch`` registers the ops with ``torch.library`` (autograd,
+``torch.compile``, CUDA graphs) and offers flash-linear-attention's ``l2norm`` and
+``F.normalize``'s signature; ``l2norm.dask`` maps the op over a ``dask.array``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from . import _core
 from ._core import (
@@ -28,6 +30,8 @@ __version__: str = _core.__version__
 __all__ = [
     "L2NormError",
     "normalize",
+    "normalize_backward",
+    "normalize_backward_from_input",
     "prewarm",
     "cuda_available",
     "cuda_unavailable_reason",
@@ -40,10 +44,11 @@ _CLAMP = {"add": False, "clamp": True}
 # DLPack's stream conventions: 1 is CUDA's legacy default stream (what stream 0 of PyTorch and
 # CuPy means), 2 the per-thread default stream.
 _LEGACY_DEFAULT_STREAM = 1
-
-# A call: (input, output, stream, bf16_bits) handed to _core, and the array returned.
-_Prepared = tuple[Any, Any, int, bool, Any]
-_preparers: dict[type, Callable[[Any, Any, "int | None"], _Prepared]] = {}
+# The library's dtypes by every spelling the package accepts (f32, float32, numpy.float32,
+# torch.float32, ml_dtypes.bfloat16 all name one).
+_DTYPE_NAMES = {"f32": "float32", "float32": "float32", "f16": "float16", "float16": "float16",
+                "half": "float16", "bf16": "bfloat16", "bfloat16": "bfloat16",
+                "float": "float32"}
 
 
 def _clamp_of(eps_mode: str) -> bool:
@@ -54,104 +59,210 @@ def _clamp_of(eps_mode: str) -> bool:
 
 
 def _dtype_name(dtype: Any) -> str:
-    """'float32' for torch.float32, np.float32, np.dtype('float32') and 'float32' alike."""
+    """'float32' for torch.float32, np.float32, np.dtype('float32'), 'f32' and 'float32' alike;
+    other dtypes by their own name (which the library then rejects, naming it)."""
     text = str(dtype)
     if text.startswith("torch."):
-        return text[len("torch."):]
-    try:
+        text = text[len("torch."):]
+    elif not isinstance(dtype, str):
+        try:
+            import numpy as np
+
+            text = np.dtype(dtype).name
+        except TypeError:
+            pass
+    return _DTYPE_NAMES.get(text, text)
+
+
+class _Arrays:
+    """How one array library's arrays reach _core: the arrays handed over, the outputs made in the
+    caller's array type on the input's device, and the stream. One instance per array type."""
+
+    def empty(self, like: Any, shape: tuple, dtype: Any) -> Any:
+        raise NotImplementedError
+
+    def dtype(self, spec: Any) -> Any:
+        """The array library's dtype for a spelling such as 'bf16' or another library's dtype."""
+        raise NotImplementedError
+
+    def args(self, *arrays: Any) -> "tuple[tuple, bool]":
+        """The arrays as _core takes them, and whether uint16 arrays among them hold bfloat16."""
+        return arrays, False
+
+    def stream(self, x: Any, stream: "int | None") -> "int | None":
+        return stream
+
+    def check_input(self, x: Any) -> Any:
+        return x
+
+    def result(self, array: Any) -> Any:
+        return array
+
+
+class _NumpyArrays(_Arrays):
+    def __init__(self) -> None:
         import numpy as np
 
-        return np.dtype(dtype).name
-    except TypeError:
-        return text
+        self.np = np
+        try:
+            import ml_dtypes
+
+            self.bfloat16 = np.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            self.bfloat16 = None
+
+    def dtype(self, spec):
+        name = _dtype_name(spec)
+        if name == "bfloat16":
+            if self.bfloat16 is None:
+                raise ValueError("l2_norm: bfloat16 NumPy arrays need ml_dtypes (pip install ml_dtypes)")
+            return self.bfloat16
+        try:
+            return self.np.dtype(name)
+        except TypeError:
+            raise ValueError(f"l2_norm: unknown dtype {spec!r}") from None
+
+    def empty(self, like, shape, dtype):
+        return self.np.empty(shape, dtype)
+
+    def args(self, *arrays):
+        # NumPy cannot export ml_dtypes' bfloat16 through DLPack; its bits go as uint16.
+        # Other producers' bfloat16 (JAX's) goes through DLPack as it is.
+        bfloat16, ndarray = self.bfloat16, self.np.ndarray
+        if bfloat16 is not None:
+            for a in arrays:
+                if isinstance(a, ndarray) and a.dtype == bfloat16:
+                    return tuple(b.view(self.np.uint16)
+                                 if isinstance(b, ndarray) and b.dtype == bfloat16 else b
+                                 for b in arrays), True
+        return arrays, False
 
 
-def _numpy_preparer() -> Callable[[Any, Any, "int | None"], _Prepared]:
-    import numpy as np
+class _TorchArrays(_Arrays):
+    def __init__(self) -> None:
+        import torch
 
-    try:
-        import ml_dtypes
+        self.torch = torch
+        self.empty_like = torch.empty_like
+        self.contiguous = torch.contiguous_format
+        self.increment_version = torch.autograd.graph.increment_version
+        # Without the DLPack C exchange API (PyTorch before 2.10) _core imports tensors through
+        # __dlpack__, which refuses tensors that require grad, and needs the stream spelled out.
+        self.exchange = _core.has_exchange_api(torch.empty(0))
+        self.current_stream = (torch._C._cuda_getCurrentRawStream
+                               if torch.cuda.is_available() else None)
 
-        bfloat16 = np.dtype(ml_dtypes.bfloat16)
-    except ImportError:
-        bfloat16 = None
+    def dtype(self, spec):
+        if isinstance(spec, self.torch.dtype):
+            return spec
+        dtype = getattr(self.torch, _dtype_name(spec), None)
+        if not isinstance(dtype, self.torch.dtype):
+            raise ValueError(f"l2_norm: unknown dtype {spec!r}")
+        return dtype
 
-    def prepare(x, out, stream):
-        if out is None:
-            out = np.empty(x.shape, x.dtype)
-        if bfloat16 is not None and x.dtype == bfloat16:
-            # NumPy cannot export ml_dtypes' bfloat16 through DLPack; its bits can go as uint16.
-            if out.dtype != bfloat16:
-                raise ValueError(f"l2_norm: output dtype {out.dtype} differs from input dtype bfloat16")
-            return x.view(np.uint16), out.view(np.uint16), 0, True, out
-        return x, out, 0, False, out
+    def empty(self, like, shape, dtype):
+        if shape == like.shape:
+            return self.empty_like(like, dtype=dtype, memory_format=self.contiguous)
+        return self.torch.empty(shape, dtype=dtype, device=like.device)
 
-    return prepare
+    def check_input(self, x):
+        if x.requires_grad and self.torch.is_grad_enabled():
+            raise ValueError("l2norm.normalize records no autograd graph; use l2norm.torch "
+                             "(l2norm, normalize) for gradients, or pass x.detach()")
+        return x
 
+    def args(self, *arrays):
+        # Lazily negated views among the inputs are materialized (outputs are never such views).
+        arrays = tuple(a.resolve_neg() if a is not None and a.is_neg() else a for a in arrays)
+        if self.exchange:
+            return arrays, False
+        return tuple(a.detach() if a is not None else None for a in arrays), False
 
-def _torch_preparer() -> Callable[[Any, Any, "int | None"], _Prepared]:
-    import torch
-
-    current_stream = torch._C._cuda_getCurrentRawStream if torch.cuda.is_available() else None
-
-    def prepare(x, out, stream):
-        if out is None:
-            out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        if x.device.type == "cuda" and stream is None:
-            stream = current_stream(x.device.index) or _LEGACY_DEFAULT_STREAM
-        return x, out, stream or 0, False, out
-
-    return prepare
-
-
-def _cupy_preparer() -> Callable[[Any, Any, "int | None"], _Prepared]:
-    import cupy
-
-    def prepare(x, out, stream):
-        if out is None:
-            with x.device:
-                out = cupy.empty(x.shape, x.dtype)
-        if stream is None:
-            stream = cupy.cuda.get_current_stream().ptr or _LEGACY_DEFAULT_STREAM
-        return x, out, stream, False, out
-
-    return prepare
+    def stream(self, x, stream):
+        if stream is not None or self.exchange or x.device.type != "cuda":
+            return stream
+        return self.current_stream(x.device.index) or _LEGACY_DEFAULT_STREAM
 
 
-def _jax_preparer() -> Callable[[Any, Any, "int | None"], _Prepared]:
-    import jax
-    import numpy as np
+class _CupyArrays(_Arrays):
+    def __init__(self) -> None:
+        import cupy
 
-    def prepare(x, out, stream):
-        if out is not None:
-            raise ValueError("l2_norm: JAX arrays are immutable; out= cannot be a JAX array")
-        if x.devices() != {jax.devices("cpu")[0]}:
-            raise NotImplementedError("l2norm.normalize: JAX arrays on a GPU are not supported yet "
+        self.cupy = cupy
+
+    def dtype(self, spec):
+        try:
+            return self.cupy.dtype(_dtype_name(spec))
+        except TypeError:
+            raise ValueError(f"l2_norm: dtype {spec!r} has no CuPy dtype") from None
+
+    def empty(self, like, shape, dtype):
+        with like.device:
+            return self.cupy.empty(shape, dtype)
+
+    def stream(self, x, stream):
+        if stream is not None:
+            return stream
+        return self.cupy.cuda.get_current_stream().ptr or _LEGACY_DEFAULT_STREAM
+
+
+class _JaxArrays(_NumpyArrays):
+    """JAX arrays are immutable: results are computed into NumPy arrays and handed back as JAX
+    arrays on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import jax
+
+        self.jax = jax
+
+    def check_input(self, x):
+        if x.devices() != {self.jax.devices("cpu")[0]}:
+            raise NotImplementedError("l2norm: JAX arrays on a GPU are not supported yet "
                                       "(normalize a CuPy or PyTorch view of the data)")
-        host = np.empty(x.shape, x.dtype)
-        return x, host, 0, False, jax.dlpack.from_dlpack(host)
+        return x
 
-    return prepare
-
-
-def _generic_preparer(x, out, stream):
-    """Any other DLPack producer: the result is a NumPy array (CPU) unless `out` is given."""
-    if out is None:
-        import numpy as np
-
-        out = np.empty(x.shape, np.dtype(str(x.dtype)))
-    return x, out, _LEGACY_DEFAULT_STREAM if stream is None else stream, False, out
+    def result(self, array):
+        return self.jax.dlpack.from_dlpack(array)
 
 
-def _preparer_for(kind: type) -> Callable[[Any, Any, "int | None"], _Prepared]:
-    preparer = _preparers.get(kind)
-    if preparer is None:
-        module = kind.__module__.split(".")[0]
-        factory = {"numpy": _numpy_preparer, "torch": _torch_preparer, "cupy": _cupy_preparer,
-                   "jaxlib": _jax_preparer, "jax": _jax_preparer}.get(module)
-        preparer = factory() if factory is not None else _generic_preparer
-        _preparers[kind] = preparer
-    return preparer
+class _OtherArrays(_NumpyArrays):
+    """Any other DLPack producer: its data is read on the legacy default stream and the results
+    are NumPy arrays (CPU)."""
+
+    def stream(self, x, stream):
+        return _LEGACY_DEFAULT_STREAM if stream is None else stream
+
+
+_FACTORIES = {"numpy": _NumpyArrays, "torch": _TorchArrays, "cupy": _CupyArrays,
+              "jaxlib": _JaxArrays, "jax": _JaxArrays}
+_arrays_by_type: dict = {}
+
+
+def _arrays_for(kind: type) -> _Arrays:
+    arrays = _arrays_by_type.get(kind)
+    if arrays is None:
+        factory = _FACTORIES.get(kind.__module__.split(".")[0], _OtherArrays)
+        arrays = _arrays_by_type[kind] = factory()
+    return arrays
+
+
+def _output(arrays: _Arrays, like: Any, out: Any, out_dtype: Any, default_dtype: Any,
+            immutable: bool = False) -> Any:
+    if out is not None:
+        if immutable:
+            raise ValueError("l2_norm: JAX arrays are immutable; out= cannot be given for JAX input")
+        if out_dtype is not None and _dtype_name(out_dtype) != _dtype_name(out.dtype):
+            raise ValueError(f"l2_norm: out has dtype {out.dtype} but out_dtype is {out_dtype}")
+        return out
+    dtype = default_dtype if out_dtype is None else arrays.dtype(out_dtype)
+    return arrays.empty(like, tuple(like.shape), dtype)
+
+
+def _wrote(arrays: _Arrays, out: Any) -> None:
+    """Tells PyTorch's autograd that `out` was written in place (its version counter)."""
+    if isinstance(arrays, _TorchArrays):
+        arrays.increment_version(out)
 
 
 def normalize(
@@ -173,11 +284,16 @@ def normalize(
     eps: added to the sum of squares (``eps_mode="add"``, flash-linear-attention's convention) or
         the floor of the norm (``eps_mode="clamp"``, ``torch.nn.functional.normalize``'s).
     scale: multiplies the normalized row, rounded as a separate multiply would round.
-    out: a writable array of x's shape and dtype on x's device to write into (may be `x` itself).
-        Without it the result is a new array of the caller's type on x's device (NumPy for NumPy
-        and unknown CPU producers, PyTorch for PyTorch, CuPy for CuPy, JAX for JAX on the CPU).
-    out_dtype, return_rstd: an output dtype other than x's and the f32 reciprocal norms come with
-        the training ops; for now they raise ``NotImplementedError``.
+    out: a writable array of x's shape on x's device to write into (may be `x` itself when the
+        dtypes agree). Without it the result is a new array of the caller's type on x's device
+        (NumPy for NumPy and unknown CPU producers, PyTorch for PyTorch, CuPy for CuPy, JAX for JAX
+        on the CPU).
+    out_dtype: the result's dtype (float32, float16 or bfloat16, in any spelling: ``"bf16"``,
+        ``torch.bfloat16``, ``np.float16``); default x's. The sums and the scaling are in f32
+        whatever the dtypes; the result is rounded once.
+    return_rstd: also return each row's reciprocal norm, the factor the row was scaled by before
+        `scale` (``1 / sqrt(sum + eps)`` or ``1 / max(norm, eps)``), as float32 of shape
+        ``x.shape[:-1]`` in the caller's array type: ``(y, rstd)``. ``normalize_backward`` takes it.
     stream: the CUDA stream to run on, as an integer (DLPack: 1 legacy default, 2 per-thread
         default, else a ``cudaStream_t``). By default PyTorch's and CuPy's current stream, so the
         work is ordered after whatever produced `x`; other producers' data is read on the legacy
@@ -185,26 +301,105 @@ def normalize(
 
     Raises ``ValueError`` for arguments the op rejects (with the library's message) and
     ``L2NormError`` (a ``RuntimeError``; ``.code`` names the cause) when the device, the kernel
-    compiler or the backend fails. The GIL is released while the library works.
+    compiler or the backend fails. The GIL is released while the library works. No autograd graph
+    is recorded (``l2norm.torch`` has the differentiable ops).
     """
-    if return_rstd:
-        raise NotImplementedError(
-            "l2norm.normalize(return_rstd=True): the f32 rstd output lands with the training ops "
-            "(l2_norm with rstd, l2_norm_backward)")
-    if out_dtype is not None and _dtype_name(out_dtype) != _dtype_name(x.dtype):
-        raise NotImplementedError(
-            f"l2norm.normalize(out_dtype={out_dtype}) on {x.dtype} input: an output dtype other "
-            "than the input's lands with the training ops")
     clamp = _clamp_of(eps_mode)
-    x_arg, out_arg, stream_arg, bf16_bits, result = _preparer_for(type(x))(x, out, stream)
-    _core.l2_norm(x_arg, out_arg, eps, scale, clamp, stream_arg, bf16_bits)
-    return result
+    arrays = _arrays_for(type(x))
+    x = arrays.check_input(x)
+    y = _output(arrays, x, out, out_dtype, x.dtype, isinstance(arrays, _JaxArrays))
+    rstd = arrays.empty(x, tuple(x.shape[:-1]), arrays.dtype("float32")) if return_rstd else None
+    args, bf16_bits = arrays.args(x, y, rstd)
+    _core.l2_norm(*args, eps, scale, clamp, arrays.stream(x, stream), bf16_bits)
+    if out is not None:
+        _wrote(arrays, out)
+        y = out
+    else:
+        y = arrays.result(y)
+    return (y, arrays.result(rstd)) if return_rstd else y
 
 
-def prewarm(dtype: str, dim: int, *, device: str = "cuda", eps: float = 1e-6,
-            scale: float = 1.0, eps_mode: str = "add") -> None:
-    """Compiles every kernel `normalize` may pick on `device` ("cuda", "cuda:N"; a no-op for "cpu")
-    for rows of `dim` elements of `dtype` ("f32", "f16", "bf16") with these options, so later
-    calls compile nothing and may be captured into a CUDA graph. Raises ``L2NormError`` (code
-    'unsupported') where the device cannot run work."""
-    _core.prewarm(device, dtype, dim, eps, scale, _clamp_of(eps_mode))
+def normalize_backward(
+    dy: Any,
+    y: Any,
+    rstd: Any,
+    *,
+    eps: float = 1e-6,
+    scale: float = 1.0,
+    eps_mode: str = "add",
+    out: Any = None,
+    out_dtype: Any = None,
+    stream: "int | None" = None,
+) -> Any:
+    """The gradient of ``normalize`` with respect to its input, from what its forward returned:
+    ``dx = scale * rstd * (dy - (dy . y) y)`` per row (clamp mode: ``scale * rstd * dy`` for rows
+    whose norm was below eps).
+
+    dy: the gradient with respect to normalize's output; y: normalize's output computed with
+    ``scale=1`` (call it with the default scale and pass the scale here); rstd: its
+    ``return_rstd`` output (float32, one value per row: shape ``y.shape[:-1]``, or flat).
+    eps, scale, eps_mode: the forward's. dy, y and dx may each be float32, float16 or bfloat16.
+    out: the array to write dx into (may be `dy` itself, in place); else a new array of dy's
+    type and shape with dtype `out_dtype` (default dy's). Views, streams, errors and the GIL as
+    ``normalize``. Returns dx.
+    """
+    clamp = _clamp_of(eps_mode)
+    arrays = _arrays_for(type(dy))
+    dy = arrays.check_input(dy)
+    dx = _output(arrays, dy, out, out_dtype, dy.dtype, isinstance(arrays, _JaxArrays))
+    args, bf16_bits = arrays.args(dy, y, rstd, dx)
+    _core.l2_norm_backward(*args, eps, scale, clamp, arrays.stream(dy, stream), bf16_bits)
+    if out is not None:
+        _wrote(arrays, out)
+        return out
+    return arrays.result(dx)
+
+
+def normalize_backward_from_input(
+    dy: Any,
+    x: Any,
+    *,
+    eps: float = 1e-6,
+    scale: float = 1.0,
+    eps_mode: str = "add",
+    out: Any = None,
+    out_dtype: Any = None,
+    stream: "int | None" = None,
+) -> Any:
+    """The gradient of ``normalize`` with respect to its input `x`, from dy and x alone, for callers
+    that kept neither y nor rstd: the norm and y are recomputed in f32 as the forward computes
+    them. Arguments as ``normalize_backward``; dx defaults to x's dtype. Returns dx."""
+    clamp = _clamp_of(eps_mode)
+    arrays = _arrays_for(type(dy))
+    dy = arrays.check_input(dy)
+    dx = _output(arrays, dy, out, out_dtype, getattr(x, "dtype", dy.dtype),
+                 isinstance(arrays, _JaxArrays))
+    args, bf16_bits = arrays.args(dy, x, dx)
+    _core.l2_norm_backward_from_input(*args, eps, scale, clamp, arrays.stream(dy, stream),
+                                      bf16_bits)
+    if out is not None:
+        _wrote(arrays, out)
+        return out
+    return arrays.result(dx)
+
+
+def prewarm(dtype: Any, dim: int, *, device: str = "cuda", eps: float = 1e-6,
+            scale: float = 1.0, eps_mode: str = "add", out_dtype: Any = None,
+            backward: bool = False, streams: "tuple[int, ...] | list[int]" = ()) -> None:
+    """Readies `device` ("cuda", "cuda:N"; a no-op for "cpu") for CUDA-graph capture of these
+    calls: compiles every kernel ``normalize`` (with or without rstd) may pick for rows of `dim`
+    elements of `dtype` written as `out_dtype` (default `dtype`) with these options, and with
+    `backward` those of ``normalize_backward`` (dy and y of out_dtype, dx of dtype) and
+    ``normalize_backward_from_input``; then makes the encoder of each stream in `streams`
+    (``cudaStream_t`` values as integers), which must not happen during a capture. Later calls
+    compile nothing. Dtypes in any spelling ("bf16", "float16", torch or NumPy dtypes). Raises
+    ``L2NormError`` (code 'unsupported') where the device cannot run work."""
+    clamp = _clamp_of(eps_mode)
+    name = _dtype_name(dtype)
+    out_name = name if out_dtype is None else _dtype_name(out_dtype)
+    _core.prewarm(device, name, dim, eps, scale, clamp, None if out_name == name else out_name)
+    if backward:
+        _core.prewarm_backward(device, out_name, out_name, name, dim, eps, scale, clamp, False)
+        _core.prewarm_backward(device, out_name, name, name, dim, eps, scale, clamp, True)
+    for stream in streams:
+        _core.make_encoder(device, stream)

@@ -1,19 +1,28 @@
-// l2norm._core: the C++ library seen from Python. Arrays come in through DLPack (nb::ndarray, no
-// copy; shapes and strides passed to TensorView as they are, so the library's own validation
-// decides what a view may be); the caller allocates the output. The pure-Python package
-// (python/l2norm/*.py) picks the stream and the output array for each producer.
+// l2norm._core: the C++ library seen from Python. The caller allocates every output; the
+// pure-Python package (python/l2norm/*.py) picks the output arrays for each producer.
 //
-// Adding an op (rstd output, backward, the q+k pair) is one more function here built from the
-// same pieces: view_of() for each array, cached_encoder() for the queue, options_of() for the
-// options, and the GIL released around the library call.
+// Arrays come in with no copy, through one of two doors:
+//   - the DLPack C exchange API (DLPack 1.3: a `__dlpack_c_exchange_api__` capsule on the array's
+//     type, which PyTorch offers): a C call fills a DLTensor and another names the producer's
+//     current stream, with no Python objects made;
+//   - nanobind's ndarray import otherwise (`__dlpack__`, the buffer protocol: NumPy, CuPy, JAX).
+// Shapes and strides go to TensorView as they are, so the library's own validation decides what a
+// view may be. Each op is one function built from the same pieces: Arg for each array,
+// resolve_stream() for the queue, run_on() for the encoder, the GIL released around the library.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "l2norm/l2norm.hpp"
@@ -27,7 +36,91 @@ constexpr std::int32_t kDLCPU = 1;
 constexpr std::int32_t kDLCUDA = 2;
 constexpr std::int32_t kDLCUDAHost = 3;
 constexpr std::int32_t kDLCUDAManaged = 13;
+constexpr std::uint8_t kDLFloat = 2;
+constexpr std::uint8_t kDLUInt = 1;
 constexpr std::uint8_t kDLBfloat = 4;
+// DLPack's stream conventions: 1 is CUDA's legacy default stream, 2 the per-thread default one.
+constexpr std::uintptr_t kLegacyDefaultStream = 1;
+
+// ---- the DLPack C exchange API (dlpack.h, DLPACK_MAJOR_VERSION 1), the parts read here ----
+struct DLDevice {
+  std::int32_t device_type;
+  std::int32_t device_id;
+};
+struct DLDataType {
+  std::uint8_t code;
+  std::uint8_t bits;
+  std::uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  std::int32_t ndim;
+  DLDataType dtype;
+  std::int64_t* shape;
+  std::int64_t* strides;
+  std::uint64_t byte_offset;
+};
+struct DLPackVersion {
+  std::uint32_t major;
+  std::uint32_t minor;
+};
+struct ExchangeApiHeader {
+  DLPackVersion version;
+  ExchangeApiHeader* prev_api;
+};
+struct ExchangeApi {
+  ExchangeApiHeader header;
+  void* managed_tensor_allocator;
+  void* managed_tensor_from_py_object_no_sync;
+  void* managed_tensor_to_py_object_no_sync;
+  // Fills `out` with a non-owning view valid until control returns to Python; 0 or -1 with a
+  // Python exception set. May be null.
+  int (*dltensor_from_py_object_no_sync)(void* py_object, DLTensor* out);
+  // The producer's current stream of a device (null: the legacy default stream); 0 or -1.
+  int (*current_work_stream)(std::int32_t device_type, std::int32_t device_id, void** out_stream);
+};
+
+// False makes every array go through nanobind's import, as for producers without the exchange API
+// (the tests use it to check that door with PyTorch tensors).
+bool exchange_api_enabled = true;
+
+// The exchange API of a type, or nullptr where it offers none (or none this code can read).
+// Looked up once per type and cached (the cache holds a reference to each type, so an address is
+// never reused for another type). Runs with the GIL held.
+const ExchangeApi* exchange_api_of(PyTypeObject* type) {
+  if (!exchange_api_enabled) return nullptr;
+  struct Entry {
+    PyTypeObject* type;
+    const ExchangeApi* api;
+  };
+  static std::vector<Entry> cache;
+  for (const Entry& entry : cache) {
+    if (entry.type == type) return entry.api;
+  }
+  const ExchangeApi* api = nullptr;
+  PyObject* capsule = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type),
+                                             "__dlpack_c_exchange_api__");
+  if (capsule == nullptr) {
+    PyErr_Clear();
+  } else {
+    auto* header =
+        static_cast<ExchangeApiHeader*>(PyCapsule_GetPointer(capsule, "dlpack_exchange_api"));
+    if (header == nullptr) PyErr_Clear();
+    while (header != nullptr && header->version.major > 1) header = header->prev_api;
+    if (header != nullptr && header->version.major == 1) {
+      const auto* candidate = reinterpret_cast<const ExchangeApi*>(header);
+      if (candidate->dltensor_from_py_object_no_sync != nullptr &&
+          candidate->current_work_stream != nullptr) {
+        api = candidate;
+      }
+    }
+    Py_DECREF(capsule);
+  }
+  Py_INCREF(reinterpret_cast<PyObject*>(type));
+  cache.push_back({type, api});
+  return api;
+}
 
 PyObject* l2norm_error_type = nullptr;
 
@@ -35,7 +128,7 @@ l2norm::Error invalid(const std::string& message) {
   return l2norm::Error(l2norm::ErrorCode::invalid_argument, message);
 }
 
-std::string dtype_text(const nb::dlpack::dtype& dtype) {
+std::string dtype_text(const DLDataType& dtype) {
   static const char* const kCodes[] = {"int",    "uint",    "float", "opaque",
                                        "bfloat", "complex", "bool"};
   const std::string code =
@@ -46,21 +139,19 @@ std::string dtype_text(const nb::dlpack::dtype& dtype) {
 
 // bf16_bits: the array holds uint16 bit patterns of bfloat16 values (NumPy arrays of ml_dtypes'
 // bfloat16, which NumPy cannot export through DLPack, arrive as a uint16 view).
-l2norm::DType dtype_of(const nb::dlpack::dtype& dtype, bool bf16_bits, const char* role) {
-  const auto code = static_cast<nb::dlpack::dtype_code>(dtype.code);
-  if (dtype.lanes == 1 && dtype.bits == 32 && code == nb::dlpack::dtype_code::Float) {
-    return l2norm::DType::f32;
-  }
+l2norm::DType dtype_of(const DLDataType& dtype, bool bf16_bits, const char* op, const char* role) {
+  if (dtype.lanes == 1 && dtype.bits == 32 && dtype.code == kDLFloat) return l2norm::DType::f32;
   if (dtype.lanes == 1 && dtype.bits == 16) {
-    if (code == nb::dlpack::dtype_code::Float) return l2norm::DType::f16;
+    if (dtype.code == kDLFloat) return l2norm::DType::f16;
     if (dtype.code == kDLBfloat) return l2norm::DType::bf16;
-    if (bf16_bits && code == nb::dlpack::dtype_code::UInt) return l2norm::DType::bf16;
+    if (bf16_bits && dtype.code == kDLUInt) return l2norm::DType::bf16;
   }
-  throw invalid(std::string("l2_norm: ") + role + " has dtype " + dtype_text(dtype) +
+  throw invalid(std::string(op) + ": " + role + " has dtype " + dtype_text(dtype) +
                 "; supported: float32, float16, bfloat16");
 }
 
-l2norm::Device device_of(std::int32_t device_type, std::int32_t device_id, const char* role) {
+l2norm::Device device_of(std::int32_t device_type, std::int32_t device_id, const char* op,
+                         const char* role) {
   switch (device_type) {
     case kDLCPU:
     case kDLCUDAHost:
@@ -69,24 +160,209 @@ l2norm::Device device_of(std::int32_t device_type, std::int32_t device_id, const
     case kDLCUDAManaged:
       return l2norm::Device::cuda(device_id);
     default:
-      throw invalid(std::string("l2_norm: ") + role + " lives on DLPack device type " +
+      throw invalid(std::string(op) + ": " + role + " lives on DLPack device type " +
                     std::to_string(device_type) + "; supported: CPU and CUDA memory");
   }
 }
 
-template <class Array>
-l2norm::TensorView view_of(const Array& array, bool bf16_bits, const char* role) {
-  const auto rank = static_cast<std::size_t>(array.ndim());
-  const l2norm::DType dtype = dtype_of(array.dtype(), bf16_bits, role);
-  const l2norm::Device device = device_of(array.device_type(), array.device_id(), role);
-  // DLPack strides are in elements, as TensorView's are; null strides mean a compact row-major
-  // array (producers such as NumPy may export contiguous arrays so). The library rejects rank 0
-  // and > 4, negative strides and a non-unit last stride with its own messages.
-  void* const data = const_cast<void*>(static_cast<const void*>(array.data()));
-  const std::span<const std::int64_t> shape(array.shape_ptr(), rank);
-  if (array.stride_ptr() == nullptr) return l2norm::TensorView(data, dtype, device, shape);
-  return l2norm::TensorView(data, dtype, device, shape,
-                            std::span<const std::int64_t>(array.stride_ptr(), rank));
+// One array argument, viewed with no copy. `flat` views the array as 1-D (the rstd arrays: any
+// rank, one value per row in row-major order); otherwise shapes and strides pass as they are.
+// DLPack strides are in elements, as TensorView's are; null strides mean a compact row-major array.
+// The library rejects rank 0 and > 4, negative strides and a non-unit last stride with its own
+// messages. The view stays valid while the Python argument is alive and the call has not returned.
+class Arg {
+ public:
+  Arg(nb::handle object, bool writable, bool bf16_bits, bool flat, const char* op,
+      const char* role) {
+    api_ = exchange_api_of(Py_TYPE(object.ptr()));
+    if (api_ != nullptr) {
+      DLTensor tensor{};
+      if (api_->dltensor_from_py_object_no_sync(object.ptr(), &tensor) != 0) {
+        throw nb::python_error();
+      }
+      set(static_cast<char*>(tensor.data) + tensor.byte_offset, tensor.device, tensor.ndim,
+          tensor.dtype, tensor.shape, tensor.strides, bf16_bits, flat, op, role);
+      return;
+    }
+    // convert=false: never a copy (a copy would leave an output unwritten).
+    const bool imported = writable ? nb::try_cast(object, writable_, false)
+                                   : nb::try_cast(object, read_only_, false);
+    if (!imported) {
+      throw nb::type_error((std::string(op) + ": " + role + " is not a " +
+                            (writable ? "writable " : "") +
+                            "DLPack array (any DLPack producer or buffer: NumPy, PyTorch, "
+                            "CuPy, JAX)")
+                               .c_str());
+    }
+    const DLDataType dtype = writable ? DLDataType{writable_.dtype().code, writable_.dtype().bits,
+                                                   writable_.dtype().lanes}
+                                      : DLDataType{read_only_.dtype().code,
+                                                   read_only_.dtype().bits,
+                                                   read_only_.dtype().lanes};
+    const auto pick = [&](const auto& array) {
+      set(const_cast<void*>(static_cast<const void*>(array.data())),
+          DLDevice{array.device_type(), array.device_id()}, static_cast<std::int32_t>(array.ndim()),
+          dtype, const_cast<std::int64_t*>(array.shape_ptr()),
+          const_cast<std::int64_t*>(array.stride_ptr()), bf16_bits, flat, op, role);
+    };
+    if (writable) {
+      pick(writable_);
+    } else {
+      pick(read_only_);
+    }
+  }
+
+  const l2norm::TensorView& view() const { return *view_; }
+  // The producer's exchange API, where it has one.
+  const ExchangeApi* api() const { return api_; }
+
+ private:
+  void set(void* data, DLDevice device, std::int32_t ndim, DLDataType dtype,
+           const std::int64_t* shape, const std::int64_t* strides, bool bf16_bits, bool flat,
+           const char* op, const char* role) {
+    const l2norm::DType parsed_dtype = dtype_of(dtype, bf16_bits, op, role);
+    const l2norm::Device parsed_device = device_of(device.device_type, device.device_id, op, role);
+    if (ndim < 0) throw invalid(std::string(op) + ": " + role + " has a negative rank");
+    const auto rank = static_cast<std::size_t>(ndim);
+    if (flat) {
+      view_.emplace(data, parsed_dtype, parsed_device, std::array{count(shape, rank)},
+                    std::array{flat_stride(shape, strides, rank, op, role)});
+    } else if (strides == nullptr) {
+      view_.emplace(data, parsed_dtype, parsed_device, std::span(shape, rank));
+    } else {
+      view_.emplace(data, parsed_dtype, parsed_device, std::span(shape, rank),
+                    std::span(strides, rank));
+    }
+  }
+
+  static std::int64_t count(const std::int64_t* shape, std::size_t rank) {
+    std::int64_t total = 1;
+    for (std::size_t i = 0; i < rank; ++i) {
+      if (__builtin_mul_overflow(total, shape[i], &total)) total = -1;
+    }
+    return total;
+  }
+
+  // The one stride that walks every element in row-major order: each dim of size > 1 steps by the
+  // elements of the dims inside it times the innermost such stride.
+  static std::int64_t flat_stride(const std::int64_t* shape, const std::int64_t* strides,
+                                  std::size_t rank, const char* op, const char* role) {
+    if (strides == nullptr) return 1;
+    std::int64_t step = 0;
+    std::int64_t inner = 1;
+    for (std::size_t i = rank; i-- > 0;) {
+      if (shape[i] == 1) continue;
+      if (step == 0) step = strides[i];
+      std::int64_t expected = 0;
+      if (__builtin_mul_overflow(step, inner, &expected) || strides[i] != expected) {
+        std::string dims;
+        for (std::size_t j = 0; j < rank; ++j) {
+          dims += (j ? ", " : "") + std::to_string(shape[j]) + ":" + std::to_string(strides[j]);
+        }
+        throw invalid(std::string(op) + ": " + role +
+                      " must hold one value per row in row-major order with one stride (size:stride " +
+                      dims + ")");
+      }
+      inner *= shape[i];
+    }
+    return step == 0 ? 1 : step;
+  }
+
+  const ExchangeApi* api_ = nullptr;
+  nb::ndarray<nb::ro> read_only_;
+  nb::ndarray<> writable_;
+  std::optional<l2norm::TensorView> view_;
+};
+
+// The stream a call on `device` runs on: `stream` where given (DLPack conventions, 0 refused for
+// CUDA), else the producer's current stream where its type has the exchange API, else the legacy
+// default stream. 0 on the CPU. Runs with the GIL held.
+std::uintptr_t resolve_stream(const l2norm::Device& device, std::optional<std::uintptr_t> stream,
+                              const ExchangeApi* api, const char* op) {
+  if (device.is_cpu()) return 0;
+  if (stream.has_value()) {
+    if (*stream == 0) {
+      throw invalid(std::string(op) +
+                    ": a CUDA array needs a stream (DLPack: 1 is the legacy default stream)");
+    }
+    return *stream;
+  }
+  if (api == nullptr) return kLegacyDefaultStream;
+  void* current = nullptr;
+  if (api->current_work_stream(kDLCUDA, device.index(), &current) != 0) throw nb::python_error();
+  return current != nullptr ? reinterpret_cast<std::uintptr_t>(current) : kLegacyDefaultStream;
+}
+
+// ---- encoders ----
+// CPU: one encoder per thread (a CPU encoder holds no memory of its own and its dispatches run as
+// they are recorded).
+// CUDA: one encoder per (device, stream), shared by every thread of the process and never freed
+// (CUDA may be torn down before static destructors run). Each has a lock held for the length of a
+// dispatch, which is an enqueue. Sharing lets an encoder made ahead of a CUDA-graph capture serve
+// the capturing thread and PyTorch's autograd threads alike: an encoder allocates and zeroes its
+// workspaces when it is made, which a capture does not allow (the library refuses with
+// Error(unsupported)), so make_encoder() makes them before.
+struct CudaEncoder {
+  CudaEncoder(const l2norm::Device& on, std::uintptr_t queue)
+      : device(on), stream(queue), encoder(on, reinterpret_cast<void*>(queue)) {}
+  l2norm::Device device;
+  std::uintptr_t stream;
+  std::mutex mutex;
+  l2norm::CommandEncoder encoder;
+};
+
+struct CudaEncoders {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<CudaEncoder>> encoders;
+};
+
+CudaEncoders& cuda_encoders() {
+  static CudaEncoders* encoders = new CudaEncoders;  // never destroyed, see above
+  return *encoders;
+}
+
+CudaEncoder& cuda_encoder(const l2norm::Device& device, std::uintptr_t stream) {
+  // Each thread remembers the encoders it used, so a repeated call takes no process-wide lock.
+  thread_local std::vector<CudaEncoder*> seen;
+  for (CudaEncoder* entry : seen) {
+    if (entry->stream == stream && entry->device == device) return *entry;
+  }
+  CudaEncoders& all = cuda_encoders();
+  std::lock_guard lock(all.mutex);
+  CudaEncoder* found = nullptr;
+  for (const auto& entry : all.encoders) {
+    if (entry->stream == stream && entry->device == device) found = entry.get();
+  }
+  if (found == nullptr) {
+    all.encoders.push_back(std::make_unique<CudaEncoder>(device, stream));
+    found = all.encoders.back().get();
+  }
+  seen.push_back(found);
+  return *found;
+}
+
+l2norm::CommandEncoder& cpu_encoder() {
+  thread_local l2norm::CommandEncoder encoder(l2norm::Device::cpu());
+  return encoder;
+}
+
+// Runs `body(encoder)` with the GIL released on the encoder of (device, stream), then ends the
+// batch. The dispatch is on the stream (CUDA) or done (CPU) when this returns.
+template <class Body>
+void run_on(const l2norm::Device& device, std::uintptr_t stream, Body&& body) {
+  nb::gil_scoped_release released;
+  if (device.is_cpu()) {
+    l2norm::CommandEncoder& encoder = cpu_encoder();
+    encoder.commit();
+    body(encoder);
+    encoder.commit();
+    return;
+  }
+  CudaEncoder& entry = cuda_encoder(device, stream);
+  std::lock_guard lock(entry.mutex);
+  entry.encoder.commit();
+  body(entry.encoder);
+  entry.encoder.commit();
 }
 
 l2norm::L2NormOptions options_of(float eps, float scale, bool clamp) {
@@ -95,57 +371,123 @@ l2norm::L2NormOptions options_of(float eps, float scale, bool clamp) {
           .eps_mode = clamp ? l2norm::EpsMode::clamp : l2norm::EpsMode::add};
 }
 
-// One encoder per (thread, device, stream): encoders are not shared between threads, so the
-// cache needs no lock, and a repeated call reuses its stream binding and workspaces.
-l2norm::CommandEncoder& cached_encoder(const l2norm::Device& device, std::uintptr_t stream) {
-  struct Entry {
-    l2norm::Device device;
-    std::uintptr_t stream;
-    std::unique_ptr<l2norm::CommandEncoder> encoder;
-  };
-  thread_local std::vector<Entry> cache;
-  for (Entry& entry : cache) {
-    if (entry.stream == stream && entry.device == device) return *entry.encoder;
-  }
-  auto encoder = device.is_cpu() ? std::make_unique<l2norm::CommandEncoder>(device)
-                                 : std::make_unique<l2norm::CommandEncoder>(
-                                       device, reinterpret_cast<void*>(stream));
-  cache.push_back({device, stream, std::move(encoder)});
-  return *cache.back().encoder;
+using Stream = std::optional<std::uintptr_t>;
+
+void l2_norm(nb::handle input, nb::handle output, nb::handle rstd, float eps, float scale,
+             bool clamp, Stream stream, bool bf16_bits) {
+  constexpr const char* op = "l2_norm";
+  const Arg x(input, false, bf16_bits, false, op, "input");
+  const Arg y(output, true, bf16_bits, false, op, "output");
+  std::optional<Arg> r;
+  if (!rstd.is_none()) r.emplace(rstd, true, false, true, op, "rstd");
+  const l2norm::Device device = x.view().device();
+  const std::uintptr_t queue = resolve_stream(device, stream, x.api(), op);
+  const l2norm::L2NormOptions options = options_of(eps, scale, clamp);
+  run_on(device, queue, [&](l2norm::CommandEncoder& encoder) {
+    if (r.has_value()) {
+      l2norm::l2_norm(encoder, x.view(), y.view(), r->view(), options);
+    } else {
+      l2norm::l2_norm(encoder, x.view(), y.view(), options);
+    }
+  });
 }
 
-using Input = nb::ndarray<nb::ro>;
-using Output = nb::ndarray<>;
-
-void l2_norm(const Input& input, const Output& output, float eps, float scale, bool clamp,
-             std::uintptr_t stream, bool bf16_bits) {
-  const l2norm::TensorView input_view = view_of(input, bf16_bits, "input");
-  const l2norm::TensorView output_view = view_of(output, bf16_bits, "output");
-  // The Python API writes x's dtype (`out` must have it; out_dtype is not wired yet), and
-  // bf16_bits reads both arrays' uint16 bits as bfloat16.
-  if (output_view.dtype() != input_view.dtype()) {
-    throw invalid(std::string("l2_norm: output dtype ") +
-                  std::string(l2norm::dtype_name(output_view.dtype())) +
-                  " differs from input dtype " +
-                  std::string(l2norm::dtype_name(input_view.dtype())));
-  }
-  if (input_view.device().is_cuda() && stream == 0) {
-    throw invalid("l2_norm: a CUDA array needs a stream (DLPack: 1 is the legacy default stream)");
-  }
+void l2_norm_backward(nb::handle dy, nb::handle y, nb::handle rstd, nb::handle dx, float eps,
+                      float scale, bool clamp, Stream stream, bool bf16_bits) {
+  constexpr const char* op = "l2_norm_backward";
+  const Arg dy_arg(dy, false, bf16_bits, false, op, "dy");
+  const Arg y_arg(y, false, bf16_bits, false, op, "y");
+  const Arg rstd_arg(rstd, false, false, true, op, "rstd");
+  const Arg dx_arg(dx, true, bf16_bits, false, op, "dx");
+  const l2norm::Device device = dy_arg.view().device();
+  const std::uintptr_t queue = resolve_stream(device, stream, dy_arg.api(), op);
   const l2norm::L2NormOptions options = options_of(eps, scale, clamp);
-  nb::gil_scoped_release released;
-  l2norm::CommandEncoder& encoder =
-      cached_encoder(input_view.device(), input_view.device().is_cpu() ? 0 : stream);
-  l2norm::l2_norm(encoder, input_view, output_view, options);
-  encoder.commit();
+  run_on(device, queue, [&](l2norm::CommandEncoder& encoder) {
+    l2norm::l2_norm_backward(encoder, dy_arg.view(), y_arg.view(), rstd_arg.view(), dx_arg.view(),
+                             options);
+  });
+}
+
+void l2_norm_backward_from_input(nb::handle dy, nb::handle x, nb::handle dx, float eps,
+                                 float scale, bool clamp, Stream stream, bool bf16_bits) {
+  constexpr const char* op = "l2_norm_backward_from_input";
+  const Arg dy_arg(dy, false, bf16_bits, false, op, "dy");
+  const Arg x_arg(x, false, bf16_bits, false, op, "x");
+  const Arg dx_arg(dx, true, bf16_bits, false, op, "dx");
+  const l2norm::Device device = dy_arg.view().device();
+  const std::uintptr_t queue = resolve_stream(device, stream, dy_arg.api(), op);
+  const l2norm::L2NormOptions options = options_of(eps, scale, clamp);
+  run_on(device, queue, [&](l2norm::CommandEncoder& encoder) {
+    l2norm::l2_norm_backward_from_input(encoder, dy_arg.view(), x_arg.view(), dx_arg.view(),
+                                        options);
+  });
+}
+
+// prewarm_l2_norm(device, in_dtype, out_dtype, dim, options) where this build's library has it;
+// false where it has only the one-dtype form.
+template <class Device>
+bool prewarm_two_dtypes(const Device& device, l2norm::DType in_dtype, l2norm::DType out_dtype,
+                        std::int64_t dim, const l2norm::L2NormOptions& options) {
+  if constexpr (requires { l2norm::prewarm_l2_norm(device, in_dtype, out_dtype, dim, options); }) {
+    l2norm::prewarm_l2_norm(device, in_dtype, out_dtype, dim, options);
+    return true;
+  } else {
+    return false;
+  }
 }
 
 void prewarm(const std::string& device, const std::string& dtype, std::int64_t dim, float eps,
-             float scale, bool clamp) {
+             float scale, bool clamp, const std::optional<std::string>& out_dtype) {
   const l2norm::Device parsed_device = l2norm::Device::parse(device);
   const l2norm::DType parsed_dtype = l2norm::parse_dtype(dtype);
+  const l2norm::DType parsed_out = out_dtype ? l2norm::parse_dtype(*out_dtype) : parsed_dtype;
+  const l2norm::L2NormOptions options = options_of(eps, scale, clamp);
   nb::gil_scoped_release released;
-  l2norm::prewarm_l2_norm(parsed_device, parsed_dtype, dim, options_of(eps, scale, clamp));
+  if (parsed_out == parsed_dtype) {
+    l2norm::prewarm_l2_norm(parsed_device, parsed_dtype, dim, options);
+  } else if (!prewarm_two_dtypes(parsed_device, parsed_dtype, parsed_out, dim, options)) {
+    throw l2norm::Error(l2norm::ErrorCode::unsupported,
+                        "prewarm_l2_norm: this build of the library has no output dtype other "
+                        "than the input's (" + dtype + " in, " + *out_dtype + " out)");
+  }
+}
+
+void prewarm_backward(const std::string& device, const std::string& dy_dtype,
+                      const std::string& y_dtype, const std::string& dx_dtype, std::int64_t dim,
+                      float eps, float scale, bool clamp, bool from_input) {
+  const l2norm::Device parsed_device = l2norm::Device::parse(device);
+  const l2norm::DType dy = l2norm::parse_dtype(dy_dtype);
+  const l2norm::DType y = l2norm::parse_dtype(y_dtype);
+  const l2norm::DType dx = l2norm::parse_dtype(dx_dtype);
+  nb::gil_scoped_release released;
+  l2norm::prewarm_l2_norm_backward(parsed_device, dy, y, dx, dim, options_of(eps, scale, clamp),
+                                   from_input);
+}
+
+void make_encoder(const std::string& device, std::uintptr_t stream) {
+  const l2norm::Device parsed = l2norm::Device::parse(device);
+  if (parsed.is_cpu()) return;
+  if (stream == 0) {
+    throw invalid("make_encoder: a CUDA stream is needed (DLPack: 1 is the legacy default stream)");
+  }
+  nb::gil_scoped_release released;
+  cuda_encoder(parsed, stream);
+}
+
+std::vector<std::pair<std::string, std::uintptr_t>> cuda_encoder_streams() {
+  CudaEncoders& all = cuda_encoders();
+  std::lock_guard lock(all.mutex);
+  std::vector<std::pair<std::string, std::uintptr_t>> streams;
+  for (const auto& entry : all.encoders) streams.emplace_back(entry->device.name(), entry->stream);
+  return streams;
+}
+
+bool has_exchange_api(nb::handle object) {
+  return exchange_api_of(Py_TYPE(object.ptr())) != nullptr;
+}
+
+void use_exchange_api(bool enabled) {
+  exchange_api_enabled = enabled;
 }
 
 std::vector<std::string> devices() {
@@ -172,6 +514,12 @@ void translate_error(const std::exception_ptr& pointer, void*) {
   }
 }
 
+constexpr const char* kStreamDoc =
+    " `stream`: the cudaStream_t to run on as an integer (DLPack conventions: 1 the legacy default "
+    "stream, 2 the per-thread one); None takes the producer's current stream where its type has "
+    "the DLPack C exchange API (PyTorch), else the legacy default stream; ignored on the CPU. "
+    "`bf16_bits`: uint16 arrays hold bfloat16 bit patterns. Releases the GIL while it works.";
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -185,17 +533,53 @@ NB_MODULE(_core, m) {
   nb::register_exception_translator(translate_error);
 
   m.attr("__version__") = L2NORM_VERSION_STRING;
-  m.def("l2_norm", &l2_norm, nb::arg("input"), nb::arg("output"), nb::arg("eps"), nb::arg("scale"),
-        nb::arg("clamp"), nb::arg("stream"), nb::arg("bf16_bits"),
-        "Normalizes the rows of `input` into `output` (same shape and dtype, any DLPack array on "
-        "the CPU or a CUDA device). `stream` is the cudaStream_t to run on as an integer (DLPack "
-        "conventions: 1 the legacy default stream, 2 the per-thread one); ignored on the CPU. "
-        "`bf16_bits`: uint16 arrays hold bfloat16 bit patterns. Releases the GIL while it works.");
-  m.def(
-      "prewarm", &prewarm, nb::arg("device"), nb::arg("dtype"), nb::arg("dim"), nb::arg("eps"),
-      nb::arg("scale"), nb::arg("clamp"),
-      "Compiles every kernel l2_norm may pick on `device` for rows of `dim` `dtype` elements, so "
-      "later calls need no compilation (and may be captured into a CUDA graph). No-op on the CPU.");
+  m.def("l2_norm", &l2_norm, nb::arg("input"), nb::arg("output"), nb::arg("rstd").none(),
+        nb::arg("eps"), nb::arg("scale"), nb::arg("clamp"), nb::arg("stream").none(),
+        nb::arg("bf16_bits"),
+        (std::string("Normalizes the rows of `input` into `output` (same shape; f32, f16 or bf16 "
+                     "each; any DLPack array on the CPU or a CUDA device, no copy) and, unless "
+                     "`rstd` is None, writes each row's f32 reciprocal norm into `rstd` (any array "
+                     "of one value per row in row-major order).") +
+         kStreamDoc)
+            .c_str());
+  m.def("l2_norm_backward", &l2_norm_backward, nb::arg("dy"), nb::arg("y"), nb::arg("rstd"),
+        nb::arg("dx"), nb::arg("eps"), nb::arg("scale"), nb::arg("clamp"),
+        nb::arg("stream").none(), nb::arg("bf16_bits"),
+        (std::string("Writes into `dx` the gradient of l2_norm with respect to its input, from "
+                     "`dy` (the gradient of its output), the forward's output `y` (computed with "
+                     "scale 1) and its f32 `rstd`; `dx` may be `dy` (in place).") +
+         kStreamDoc)
+            .c_str());
+  m.def("l2_norm_backward_from_input", &l2_norm_backward_from_input, nb::arg("dy"), nb::arg("x"),
+        nb::arg("dx"), nb::arg("eps"), nb::arg("scale"), nb::arg("clamp"),
+        nb::arg("stream").none(), nb::arg("bf16_bits"),
+        (std::string("Writes into `dx` the gradient of l2_norm with respect to its input `x`, "
+                     "from `dy` and `x` alone (the norm is recomputed); `dx` may be `dy`.") +
+         kStreamDoc)
+            .c_str());
+  m.def("prewarm", &prewarm, nb::arg("device"), nb::arg("dtype"), nb::arg("dim"), nb::arg("eps"),
+        nb::arg("scale"), nb::arg("clamp"), nb::arg("out_dtype").none() = nb::none(),
+        "Compiles every kernel l2_norm (with and without rstd) may pick on `device` for rows of "
+        "`dim` `dtype` elements written as `out_dtype` (default: `dtype`), so later calls need "
+        "no compilation (and may be captured into a CUDA graph). No-op on the CPU.");
+  m.def("prewarm_backward", &prewarm_backward, nb::arg("device"), nb::arg("dy_dtype"),
+        nb::arg("y_dtype"), nb::arg("dx_dtype"), nb::arg("dim"), nb::arg("eps"), nb::arg("scale"),
+        nb::arg("clamp"), nb::arg("from_input"),
+        "Compiles every kernel l2_norm_backward (from_input False; y_dtype is y's) or "
+        "l2_norm_backward_from_input (True; y_dtype is x's) may pick on `device` for rows of "
+        "`dim` elements of these dtypes. No-op on the CPU.");
+  m.def("make_encoder", &make_encoder, nb::arg("device"), nb::arg("stream"),
+        "Makes the encoder of (`device`, `stream`) now, outside any CUDA-graph capture: an encoder "
+        "allocates and zeroes its workspaces when it is made, which a capture does not allow. "
+        "Every thread then uses it for that stream. No-op for 'cpu'.");
+  m.def("cuda_encoder_streams", &cuda_encoder_streams,
+        "The (device, stream) pairs that have a CUDA encoder in this process.");
+  m.def("has_exchange_api", &has_exchange_api, nb::arg("array"),
+        "True when `array`'s type offers the DLPack C exchange API (`__dlpack_c_exchange_api__`, "
+        "DLPack 1.x), which the ops use to view it and find its stream with no Python calls.");
+  m.def("_use_exchange_api", &use_exchange_api, nb::arg("enabled"),
+        "Testing: False makes every array go through nanobind's DLPack import, as for producers "
+        "without the DLPack C exchange API; True (the default) restores it.");
   m.def("cuda_available", &l2norm::cuda_available,
         "True when this build has the CUDA backend and a usable CUDA device is present.");
   m.def("cuda_unavailable_reason", &l2norm::cuda_unavailable_reason,

@@ -37,6 +37,16 @@ Encoder::Encoder(int device_index, void* stream)
     owns_stream_ = true;
   } else {
     stream_ = static_cast<cudaStream_t>(stream);
+    // The workspaces below are allocated and zeroed now, which a capture does not allow (the
+    // allocation would invalidate it, the zeroing would be recorded instead of done): refuse
+    // before touching anything, so the capture stays intact.
+    if (capturing()) {
+      throw Error(ErrorCode::unsupported,
+                  "CommandEncoder: the stream of " + device().name() +
+                      " is being captured into a CUDA graph, and an encoder allocates and zeroes "
+                      "its workspaces when it is made; make the encoder for this stream before "
+                      "the capture begins (and prewarm the op's kernels)");
+    }
   }
   try {
     check(cudaEventCreateWithFlags(&batch_end_, cudaEventDisableTiming), "cudaEventCreate");

@@ -1,5 +1,5 @@
 // The CUDA encoder: the caller's stream, CUDA-graph capture and replay after prewarm, and the clear
-// error when a capture would need a compile.
+// errors when a capture would need a compile or an encoder made.
 #include <cuda_runtime_api.h>
 
 #include "gpu_test_support.hpp"
@@ -136,6 +136,42 @@ TEST(CudaEncoder, CaptureThatWouldCompileRaisesAClearError) {
   EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess)
       << "the capture must still be intact";
   if (graph != nullptr) cudaGraphDestroy(graph);
+  L2NORM_CUDA_OK(cudaStreamDestroy(stream));
+}
+
+// An encoder made for a stream under capture (global mode, PyTorch's default, where an allocation
+// would invalidate the capture) refuses with a clear error and leaves the capture intact; one made
+// before the capture records into it.
+TEST(CudaEncoder, MadeDuringACaptureRaisesAClearError) {
+  L2NORM_REQUIRE_GPU();
+  const std::int64_t rows = 4;
+  const std::int64_t dim = 128;
+  prewarm_l2_norm(Device::cuda(0), DType::f32, dim);
+  Buffer in(Device::cuda(0), DType::f32, rows * dim);
+  Buffer out(Device::cuda(0), DType::f32, rows * dim);
+  cudaStream_t stream = nullptr;
+  L2NORM_CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  CommandEncoder before(Device::cuda(0), stream);
+  L2NORM_CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  try {
+    CommandEncoder during(Device::cuda(0), stream);
+    ADD_FAILURE() << "expected Error(unsupported)";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::unsupported);
+    EXPECT_NE(std::string(error.what()).find("being captured"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("before the capture"), std::string::npos)
+        << error.what();
+  }
+  l2_norm(before, in, out, rows, dim);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess)
+      << "the capture must still be intact";
+  ASSERT_NE(graph, nullptr);
+  std::size_t nodes = 0;
+  L2NORM_CUDA_OK(cudaGraphGetNodes(graph, nullptr, &nodes));
+  EXPECT_EQ(nodes, 1u) << "the captured graph holds the one kernel and nothing of the refused "
+                          "encoder";
+  cudaGraphDestroy(graph);
   L2NORM_CUDA_OK(cudaStreamDestroy(stream));
 }
 
