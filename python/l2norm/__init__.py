@@ -32,6 +32,8 @@ __all__ = [
     "normalize",
     "normalize_backward",
     "normalize_backward_from_input",
+    "normalize_pair",
+    "prewarm_pair",
     "prewarm",
     "cuda_available",
     "cuda_unavailable_reason",
@@ -381,6 +383,91 @@ def normalize_backward_from_input(
         _wrote(arrays, out)
         return out
     return arrays.result(dx)
+
+
+def _per_target(value: Any, name: str) -> "tuple[Any, Any]":
+    """(value, value) for one value, the two values of a 2-tuple or list."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"l2_norm_pair: {name} must be one value or two (q's, k's), got "
+                             f"{len(value)}")
+        return value[0], value[1]
+    return value, value
+
+
+def normalize_pair(
+    q: Any,
+    k: Any,
+    *,
+    eps: Any = 1e-6,
+    scale: Any = 1.0,
+    eps_mode: Any = "add",
+    out: Any = None,
+    out_dtype: Any = None,
+    return_rstd: bool = False,
+    stream: "int | None" = None,
+) -> Any:
+    """Normalizes two independent arrays, such as the q and k heads of a Gated DeltaNet layer, in
+    one dispatch (one kernel launch on CUDA): each result is bitwise what ``normalize`` gives for
+    it alone. q and k may differ in shape, strides and dtype.
+
+    eps, scale, eps_mode, out_dtype: one value for both, or a pair ``(q's, k's)``; e.g.
+        ``scale=(head_dim ** -0.5, 1.0)`` scales q and not k.
+    out: None, or a pair of writable arrays ``(q_out, k_out)``; neither may share memory with the
+        other array's input or output (q_out may be q itself, in place).
+    return_rstd: also return each row's f32 reciprocal norm.
+
+    Returns ``(q_y, k_y)``, or ``((q_y, q_rstd), (k_y, k_rstd))`` with `return_rstd`. Same
+    arrays, streams and errors as ``normalize``; both arrays must be of one array type and device.
+    """
+    eps_q, eps_k = _per_target(eps, "eps")
+    scale_q, scale_k = _per_target(scale, "scale")
+    mode_q, mode_k = _per_target(eps_mode, "eps_mode")
+    dtype_q, dtype_k = _per_target(out_dtype, "out_dtype")
+    out_q, out_k = (None, None) if out is None else _per_target(out, "out")
+    clamp_q, clamp_k = _clamp_of(mode_q), _clamp_of(mode_k)
+    arrays = _arrays_for(type(q))
+    if _arrays_for(type(k)) is not arrays:
+        raise ValueError(f"l2_norm_pair: q is a {type(q).__name__} and k a {type(k).__name__}; "
+                         "both must be of one array type")
+    q = arrays.check_input(q)
+    k = arrays.check_input(k)
+    immutable = isinstance(arrays, _JaxArrays)
+    y_q = _output(arrays, q, out_q, dtype_q, q.dtype, immutable)
+    y_k = _output(arrays, k, out_k, dtype_k, k.dtype, immutable)
+    f32 = arrays.dtype("float32")
+    r_q = arrays.empty(q, tuple(q.shape[:-1]), f32) if return_rstd else None
+    r_k = arrays.empty(k, tuple(k.shape[:-1]), f32) if return_rstd else None
+    (a_q, a_yq, a_rq, a_k, a_yk, a_rk), bf16_bits = arrays.args(q, y_q, r_q, k, y_k, r_k)
+    _core.l2_norm_pair(a_q, a_yq, a_rq, eps_q, scale_q, clamp_q, a_k, a_yk, a_rk, eps_k, scale_k,
+                       clamp_k, arrays.stream(q, stream), bf16_bits)
+    results = []
+    for y, given, rstd in ((y_q, out_q, r_q), (y_k, out_k, r_k)):
+        if given is not None:
+            _wrote(arrays, given)
+            y = given
+        else:
+            y = arrays.result(y)
+        results.append((y, arrays.result(rstd)) if return_rstd else y)
+    return tuple(results)
+
+
+def prewarm_pair(q_dtype: Any, q_dim: int, k_dtype: Any, k_dim: int, *, device: str = "cuda",
+                 eps: Any = 1e-6, scale: Any = 1.0, eps_mode: Any = "add",
+                 out_dtype: Any = None) -> None:
+    """Compiles every kernel ``normalize_pair`` may pick on `device` for q rows of `q_dim`
+    elements of `q_dtype` and k rows of `k_dim` of `k_dtype` with these options (one value or a
+    pair, as ``normalize_pair`` takes them), so that it can be captured in a CUDA graph. A no-op on
+    the CPU."""
+    eps_q, eps_k = _per_target(eps, "eps")
+    scale_q, scale_k = _per_target(scale, "scale")
+    mode_q, mode_k = _per_target(eps_mode, "eps_mode")
+    dtype_q, dtype_k = _per_target(out_dtype, "out_dtype")
+    q_name, k_name = _dtype_name(q_dtype), _dtype_name(k_dtype)
+    _core.prewarm_pair(device, q_name, q_name if dtype_q is None else _dtype_name(dtype_q), q_dim,
+                       eps_q, scale_q, _clamp_of(mode_q), k_name,
+                       k_name if dtype_k is None else _dtype_name(dtype_k), k_dim, eps_k, scale_k,
+                       _clamp_of(mode_k))
 
 
 def prewarm(dtype: Any, dim: int, *, device: str = "cuda", eps: float = 1e-6,

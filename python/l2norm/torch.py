@@ -12,6 +12,9 @@ CUDA stream for CUDA tensors; strided inputs are read as they are, with no copy)
   the forward's output (computed with scale 1) and rstd; dx is out_dtype, default dy's dtype.
 - ``l2_norm_backward_from_input(dy, x, eps, scale, eps_mode, out_dtype=None) -> dx``: from the
   input alone; dx defaults to x's dtype.
+- ``l2_norm_pair(q, k, q_eps=1e-6, k_eps=1e-6, q_scale=1.0, k_scale=1.0, eps_mode='add',
+  out_dtype=None) -> (q_y, k_y, q_rstd, k_rstd)``: q and k normalized in one launch, each bitwise
+  what ``l2_norm`` gives it (differentiable in q and k; the rstds are not).
 
 Gradients: ``l2_norm_with_rstd`` saves y and rstd (scale 1) or x (another scale); ``l2_norm``
 saves x and recomputes the norm in its backward. The backward ops are not differentiable (double
@@ -34,7 +37,7 @@ import torch
 
 from . import L2NormError, _clamp_of, _core, _dtype_name
 
-__all__ = ["normalize", "l2norm", "l2_norm", "L2Norm", "prewarm"]
+__all__ = ["normalize", "l2norm", "l2_norm", "l2_norm_pair", "L2Norm", "prewarm"]
 
 _LEGACY_DEFAULT_STREAM = 1
 
@@ -44,6 +47,9 @@ _library.define(f"l2_norm(Tensor x, {_OPTIONS}) -> Tensor")
 _library.define(f"l2_norm_with_rstd(Tensor x, {_OPTIONS}) -> (Tensor, Tensor)")
 _library.define(f"l2_norm_backward(Tensor dy, Tensor y, Tensor rstd, {_OPTIONS}) -> Tensor")
 _library.define(f"l2_norm_backward_from_input(Tensor dy, Tensor x, {_OPTIONS}) -> Tensor")
+_library.define("l2_norm_pair(Tensor q, Tensor k, float q_eps=1e-06, float k_eps=1e-06, "
+                "float q_scale=1.0, float k_scale=1.0, str eps_mode='add', "
+                "ScalarType? out_dtype=None) -> (Tensor, Tensor, Tensor, Tensor)")
 
 # With the DLPack C exchange API (PyTorch 2.10 and newer) _core reads a tensor and the current
 # stream with no Python calls; without it tensors go through __dlpack__, which needs them detached,
@@ -143,9 +149,28 @@ def _backward_from_input(dy: torch.Tensor, x: torch.Tensor, eps: float = 1e-6,
     return dx
 
 
+def _pair(q: torch.Tensor, k: torch.Tensor, q_eps: float = 1e-6, k_eps: float = 1e-6,
+          q_scale: float = 1.0, k_scale: float = 1.0, eps_mode: str = "add",
+          out_dtype: Optional[torch.dtype] = None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    clamp = _clamp(eps_mode)
+    q_y = _empty_like(q, dtype=out_dtype, memory_format=_CONTIGUOUS)
+    k_y = _empty_like(k, dtype=out_dtype, memory_format=_CONTIGUOUS)
+    q_rstd = _empty(q.shape[:-1], dtype=_F32, device=q.device)
+    k_rstd = _empty(k.shape[:-1], dtype=_F32, device=k.device)
+    try:
+        _core.l2_norm_pair(q if _EXCHANGE else q.detach(), q_y, q_rstd, q_eps, q_scale, clamp,
+                           k if _EXCHANGE else k.detach(), k_y, k_rstd, k_eps, k_scale, clamp,
+                           None if _EXCHANGE else _stream(q), False)
+    except L2NormError as error:
+        raise _explained(error, q) from None
+    return q_y, k_y, q_rstd, k_rstd
+
+
 for _name, _kernel in (("l2_norm", _forward), ("l2_norm_with_rstd", _forward_with_rstd),
                        ("l2_norm_backward", _backward),
-                       ("l2_norm_backward_from_input", _backward_from_input)):
+                       ("l2_norm_backward_from_input", _backward_from_input),
+                       ("l2_norm_pair", _pair)):
     _library.impl(_name, _kernel, "CPU")
     _library.impl(_name, _kernel, "CUDA")
 
@@ -176,10 +201,20 @@ def _backward_from_input_fake(dy, x, eps=1e-6, scale=1.0, eps_mode="add", out_dt
     return dy.new_empty(dy.shape, dtype=out_dtype or x.dtype)
 
 
+@torch.library.register_fake("l2norm::l2_norm_pair")
+def _pair_fake(q, k, q_eps=1e-6, k_eps=1e-6, q_scale=1.0, k_scale=1.0, eps_mode="add",
+               out_dtype=None):
+    _clamp_of(eps_mode)
+    return (q.new_empty(q.shape, dtype=out_dtype or q.dtype),
+            k.new_empty(k.shape, dtype=out_dtype or k.dtype),
+            q.new_empty(q.shape[:-1], dtype=_F32), k.new_empty(k.shape[:-1], dtype=_F32))
+
+
 _l2_norm = torch.ops.l2norm.l2_norm.default
 _l2_norm_with_rstd = torch.ops.l2norm.l2_norm_with_rstd.default
 _l2_norm_backward = torch.ops.l2norm.l2_norm_backward.default
 _l2_norm_backward_from_input = torch.ops.l2norm.l2_norm_backward_from_input.default
+_l2_norm_pair = torch.ops.l2norm.l2_norm_pair.default
 
 
 # ---- autograd ----
@@ -226,6 +261,36 @@ def _grad_with_rstd(ctx, dy, _drstd):
     return dx, None, None, None, None
 
 
+def _setup_pair(ctx, inputs, output) -> None:
+    q, k, q_eps, k_eps, q_scale, k_scale, eps_mode, _ = inputs
+    q_y, k_y, q_rstd, k_rstd = output
+    ctx.mark_non_differentiable(q_rstd, k_rstd)
+    ctx.options = (q_eps, k_eps, q_scale, k_scale, eps_mode)
+    ctx.dtypes = (q.dtype, k.dtype)
+    # As l2_norm_with_rstd: y and rstd where the target's scale is 1, else its input.
+    ctx.from_input = (q_scale != 1.0, k_scale != 1.0)
+    ctx.save_for_backward(q if ctx.from_input[0] else q_y, q_rstd,
+                          k if ctx.from_input[1] else k_y, k_rstd)
+
+
+def _grad_pair(ctx, dq_y, dk_y, _dq_rstd, _dk_rstd):
+    q_eps, k_eps, q_scale, k_scale, eps_mode = ctx.options
+    q_saved, q_rstd, k_saved, k_rstd = ctx.saved_tensors
+    grads = []
+    for dy, saved, rstd, eps, scale, from_input, dtype in (
+            (dq_y, q_saved, q_rstd, q_eps, q_scale, ctx.from_input[0], ctx.dtypes[0]),
+            (dk_y, k_saved, k_rstd, k_eps, k_scale, ctx.from_input[1], ctx.dtypes[1])):
+        if dy is None:
+            grads.append(None)
+        elif from_input:
+            grads.append(_l2_norm_backward_from_input(_unit_last_stride(dy), saved, eps, scale,
+                                                      eps_mode, dtype))
+        else:
+            grads.append(_l2_norm_backward(_unit_last_stride(dy), saved, rstd, eps, scale,
+                                           eps_mode, dtype))
+    return grads[0], grads[1], None, None, None, None, None, None
+
+
 def _no_double_backward(ctx, *grads):
     raise NotImplementedError(
         "l2norm: the backward ops (l2norm::l2_norm_backward, l2_norm_backward_from_input) are not "
@@ -240,6 +305,7 @@ torch.library.register_autograd("l2norm::l2_norm", _grad_from_input,
                                 setup_context=_setup_from_input)
 torch.library.register_autograd("l2norm::l2_norm_with_rstd", _grad_with_rstd,
                                 setup_context=_setup_with_rstd)
+torch.library.register_autograd("l2norm::l2_norm_pair", _grad_pair, setup_context=_setup_pair)
 for _name in ("l2norm::l2_norm_backward", "l2norm::l2_norm_backward_from_input"):
     torch.library.register_autograd(_name, _no_double_backward, setup_context=_setup_nothing)
 
@@ -387,3 +453,15 @@ def prewarm(dtype: torch.dtype, dim: int, *, device: Union[torch.device, str, in
         _core.prewarm_backward(name, out_name, in_name, in_name, dim, eps, scale, clamp, True)
     for stream in (_capture_streams(device) if streams is None else streams):
         _core.make_encoder(name, stream.cuda_stream or _LEGACY_DEFAULT_STREAM)
+
+
+def l2_norm_pair(q: torch.Tensor, k: torch.Tensor, eps: float = 1e-6, q_scale: float = 1.0,
+                 k_scale: float = 1.0, eps_mode: str = "add",
+                 output_dtype: Optional[torch.dtype] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """q and k of a Gated DeltaNet layer normalized in one launch (flash-linear-attention's
+    ``l2norm`` of each, ``eps_mode="add"``), q scaled by `q_scale` and k by `k_scale` (e.g.
+    ``q_scale=head_dim ** -0.5``): ``(l2norm(q) * q_scale, l2norm(k) * k_scale)``, each bitwise
+    what ``l2_norm`` gives it, with gradients for both. q and k may be strided slices of one
+    projection and differ in shape and dtype."""
+    q_y, k_y, _, _ = _l2_norm_pair(q, k, eps, eps, q_scale, k_scale, eps_mode, output_dtype)
+    return q_y, k_y

@@ -423,6 +423,45 @@ void l2_norm_backward_from_input(nb::handle dy, nb::handle x, nb::handle dx, flo
   });
 }
 
+void l2_norm_pair(nb::handle q, nb::handle q_out, nb::handle q_rstd, float q_eps, float q_scale,
+                  bool q_clamp, nb::handle k, nb::handle k_out, nb::handle k_rstd, float k_eps,
+                  float k_scale, bool k_clamp, Stream stream, bool bf16_bits) {
+  constexpr const char* op = "l2_norm_pair";
+  const Arg q_arg(q, false, bf16_bits, false, op, "first input");
+  const Arg q_out_arg(q_out, true, bf16_bits, false, op, "first output");
+  const Arg k_arg(k, false, bf16_bits, false, op, "second input");
+  const Arg k_out_arg(k_out, true, bf16_bits, false, op, "second output");
+  std::optional<Arg> q_r;
+  std::optional<Arg> k_r;
+  if (!q_rstd.is_none()) q_r.emplace(q_rstd, true, false, true, op, "first rstd");
+  if (!k_rstd.is_none()) k_r.emplace(k_rstd, true, false, true, op, "second rstd");
+  const l2norm::Device device = q_arg.view().device();
+  const std::uintptr_t queue = resolve_stream(device, stream, q_arg.api(), op);
+  l2norm::L2NormTarget first{q_arg.view(), q_out_arg.view()};
+  if (q_r) first.rstd = q_r->view();
+  first.options = options_of(q_eps, q_scale, q_clamp);
+  l2norm::L2NormTarget second{k_arg.view(), k_out_arg.view()};
+  if (k_r) second.rstd = k_r->view();
+  second.options = options_of(k_eps, k_scale, k_clamp);
+  run_on(device, queue,
+         [&](l2norm::CommandEncoder& encoder) { l2norm::l2_norm_pair(encoder, first, second); });
+}
+
+void prewarm_pair(const std::string& device, const std::string& q_dtype,
+                  const std::string& q_out_dtype, std::int64_t q_dim, float q_eps, float q_scale,
+                  bool q_clamp, const std::string& k_dtype, const std::string& k_out_dtype,
+                  std::int64_t k_dim, float k_eps, float k_scale, bool k_clamp) {
+  const l2norm::Device parsed_device = l2norm::Device::parse(device);
+  const l2norm::L2NormKernelShape first{l2norm::parse_dtype(q_dtype),
+                                        l2norm::parse_dtype(q_out_dtype), q_dim,
+                                        options_of(q_eps, q_scale, q_clamp)};
+  const l2norm::L2NormKernelShape second{l2norm::parse_dtype(k_dtype),
+                                         l2norm::parse_dtype(k_out_dtype), k_dim,
+                                         options_of(k_eps, k_scale, k_clamp)};
+  nb::gil_scoped_release released;
+  l2norm::prewarm_l2_norm_pair(parsed_device, first, second);
+}
+
 // prewarm_l2_norm(device, in_dtype, out_dtype, dim, options) where this build's library has it;
 // false where it has only the one-dtype form.
 template <class Device>
@@ -557,6 +596,21 @@ NB_MODULE(_core, m) {
                      "from `dy` and `x` alone (the norm is recomputed); `dx` may be `dy`.") +
          kStreamDoc)
             .c_str());
+  m.def("l2_norm_pair", &l2_norm_pair, nb::arg("q"), nb::arg("q_out"), nb::arg("q_rstd").none(),
+        nb::arg("q_eps"), nb::arg("q_scale"), nb::arg("q_clamp"), nb::arg("k"), nb::arg("k_out"),
+        nb::arg("k_rstd").none(), nb::arg("k_eps"), nb::arg("k_scale"), nb::arg("k_clamp"),
+        nb::arg("stream").none(), nb::arg("bf16_bits"),
+        (std::string("Normalizes two independent arrays (q and k) in one dispatch: one kernel "
+                     "launch on CUDA. Each is bitwise what l2_norm writes with its own options; "
+                     "neither's outputs may share memory with the other's arrays.") +
+         kStreamDoc)
+            .c_str());
+  m.def("prewarm_pair", &prewarm_pair, nb::arg("device"), nb::arg("q_dtype"),
+        nb::arg("q_out_dtype"), nb::arg("q_dim"), nb::arg("q_eps"), nb::arg("q_scale"),
+        nb::arg("q_clamp"), nb::arg("k_dtype"), nb::arg("k_out_dtype"), nb::arg("k_dim"),
+        nb::arg("k_eps"), nb::arg("k_scale"), nb::arg("k_clamp"),
+        "Compiles every kernel l2_norm_pair may pick for these shapes on `device` (before a CUDA "
+        "graph capture); a no-op on the CPU.");
   m.def("prewarm", &prewarm, nb::arg("device"), nb::arg("dtype"), nb::arg("dim"), nb::arg("eps"),
         nb::arg("scale"), nb::arg("clamp"), nb::arg("out_dtype").none() = nb::none(),
         "Compiles every kernel l2_norm (with and without rstd) may pick on `device` for rows of "
