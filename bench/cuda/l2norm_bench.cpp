@@ -286,6 +286,64 @@ int main() {
     std::fflush(stdout);
   }
 
+  // The backward pass from saved y and rstd (reads dy and y, writes dx) and from the input x
+  // (reads dy and x, writes dx), against a copy that moves as many bytes: 1.5 times one tensor's
+  // bytes read and written. Timed as the first table times them, in this run.
+  std::printf(
+      "\n| backward (rows x dim, dtype) | MiB moved | method | copy us | backward us | ratio "
+      "copy/op | from x us | ratio from x | variant |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<Shape> backward_shapes(shapes.begin(), shapes.begin() + 11);
+  backward_shapes.push_back({65536, 128, DType::f32});
+  for (const Shape& shape : backward_shapes) {
+    const std::int64_t count = shape.rows * shape.dim;
+    const std::size_t bytes = static_cast<std::size_t>(count) * l2norm::dtype_size(shape.dtype);
+    const std::size_t copy_bytes = (bytes + bytes / 2) & ~std::size_t{1};
+    l2norm::Buffer x(device, shape.dtype, count);
+    l2norm::Buffer y(device, shape.dtype, count);
+    l2norm::Buffer dy(device, shape.dtype, count);
+    l2norm::Buffer dx(device, shape.dtype, count);
+    l2norm::Buffer rstd(device, DType::f32, shape.rows);
+    l2norm::Buffer copy_in(device, DType::bf16, static_cast<std::int64_t>(copy_bytes / 2));
+    l2norm::Buffer copy_out(device, DType::bf16, static_cast<std::int64_t>(copy_bytes / 2));
+    fill_random(x.data(), bytes, shape.dtype);
+    fill_random(dy.data(), bytes, shape.dtype);
+    const l2norm::TensorView x_view = x.view({shape.rows, shape.dim});
+    const l2norm::TensorView y_view = y.view({shape.rows, shape.dim});
+    const l2norm::TensorView dy_view = dy.view({shape.rows, shape.dim});
+    const l2norm::TensorView dx_view = dx.view({shape.rows, shape.dim});
+    const l2norm::TensorView rstd_view = rstd.view();
+    l2norm::prewarm_l2_norm(device, shape.dtype, shape.dim, options);
+    l2norm::prewarm_l2_norm_backward(device, shape.dtype, shape.dtype, shape.dtype, shape.dim,
+                                     options, false);
+    l2norm::prewarm_l2_norm_backward(device, shape.dtype, shape.dtype, shape.dtype, shape.dim,
+                                     options, true);
+    l2norm::l2_norm(encoder, x_view, y_view, rstd_view, options);
+    l2norm::l2_norm_backward(encoder, dy_view, y_view, rstd_view, dx_view, options);
+    const std::string variant = encoder.recorded().back().variant;
+    encoder.wait();
+    const bool large = 3 * bytes > static_cast<std::size_t>(properties.l2CacheSize);
+    const auto time_us = [&](const std::function<void()>& work) {
+      return large ? flushed_median_us(stream, timer, flush, flush_bytes, work, 30)
+                   : graph_median_us(stream, timer, work, 200, 20);
+    };
+    const double copy_us = time_us([&] {
+      check(cudaMemcpyAsync(copy_out.data(), copy_in.data(), copy_bytes, cudaMemcpyDeviceToDevice,
+                            stream),
+            "cudaMemcpyAsync");
+    });
+    const double backward_us = time_us(
+        [&] { l2norm::l2_norm_backward(encoder, dy_view, y_view, rstd_view, dx_view, options); });
+    const double from_x_us = time_us(
+        [&] { l2norm::l2_norm_backward_from_input(encoder, dy_view, x_view, dx_view, options); });
+    encoder.commit();
+    const double moved = 3.0 * static_cast<double>(bytes);
+    std::printf("| %s | %.1f | %s | %.2f | %.2f | %.3f | %.2f | %.3f | `%s` |\n",
+                shape_name(shape).c_str(), moved / (1 << 20), large ? "L2 flushed" : "graph replay",
+                copy_us, backward_us, copy_us / backward_us, from_x_us, copy_us / from_x_us,
+                variant.c_str());
+    std::fflush(stdout);
+  }
+
   // Strided rows: q of a fused qkv projection (tokens x heads x head_dim inside rows of
   // 3 x heads x head_dim, as a Gated DeltaNet layer reads it), normalized per head into a
   // contiguous buffer. Tokens and heads cannot merge into one row index, so each row's address
