@@ -63,6 +63,7 @@ std::string run(Backend, EncoderImpl& impl, const L2NormBackwardCall& call) {
   launch.kernel = kernel_for(encoder, plan.variant);
   launch.grid = static_cast<std::uint32_t>(plan.grid);
   launch.block = static_cast<std::uint32_t>(plan.block);
+  launch.programmatic = plan.programmatic;
   L2NormBackwardArgs args = make_args(call);
   void* parameters[] = {&args};
   encoder.launch(launch, parameters, "l2_norm_backward kernel launch");

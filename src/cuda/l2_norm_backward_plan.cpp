@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 #include "cuda/kernels/l2_norm_policy.cuh"
 
@@ -31,14 +32,14 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
   return (a + b - 1) / b;
 }
 
-// Every value of the policy fixes a row's sum order, so every family must share them.
+// The values of the policy that fix a row's sum order must be the same in every family.
 constexpr L2NormBackwardPolicy kLayout = kL2NormBackwardPolicySm75;
-static_assert(
-    l2_norm_backward_policy(90).rows_values_per_thread == kLayout.rows_values_per_thread &&
-        l2_norm_backward_policy(90).max_threads_per_row == kLayout.max_threads_per_row &&
-        l2_norm_backward_policy(90).looped_block_threads == kLayout.looped_block_threads &&
-        l2_norm_backward_policy(90).looped_values_per_thread == kLayout.looped_values_per_thread,
-    "every policy family sums a row of a given dim in the same order");
+static_assert(kL2NormBackwardPolicySm90.rows_values_per_thread == kLayout.rows_values_per_thread &&
+                  kL2NormBackwardPolicySm90.max_threads_per_row == kLayout.max_threads_per_row &&
+                  kL2NormBackwardPolicySm90.looped_block_threads == kLayout.looped_block_threads &&
+                  kL2NormBackwardPolicySm90.looped_values_per_thread ==
+                      kLayout.looped_values_per_thread,
+              "every policy family sums a row of a given dim in the same order");
 
 constexpr std::int64_t kMaxRowsKernelDim =
     std::int64_t{kLayout.max_threads_per_row} * kLayout.rows_values_per_thread;
@@ -72,6 +73,26 @@ L2NormBackwardVariant layout(DType dy, DType y, DType dx, std::int64_t dim, int 
     variant.threads_per_row = kLayout.looped_block_threads;
     variant.block_threads = kLayout.looped_block_threads;
   }
+  return variant;
+}
+
+// The layout for batches too small to fill the device, where the dependent chain of one row is
+// the time: one vector per thread and twice the threads per row. Only where it sums a row in the
+// same order as the throughput layout: that one keeps two vectors per thread, so its in-thread
+// step adds vectors `threads_per_row` apart, which is exactly the first butterfly step of the
+// doubled group, and the doubled group still fits a warp (a pure butterfly). The sum of squares
+// from the input (f32 and f64) and the dot product have that shape alike. In practice: rows of up
+// to 256 elements whose three tensors are 16-bit (8-element vectors), the heads of decode.
+std::optional<L2NormBackwardVariant> latency_variant(const L2NormBackwardVariant& throughput,
+                                                     const L2NormBackwardPolicy& policy) {
+  if (throughput.kind != BackwardKernelKind::rows || throughput.items != 2 ||
+      throughput.threads_per_row * 2 > 32) {
+    return std::nullopt;
+  }
+  L2NormBackwardVariant variant = throughput;
+  variant.threads_per_row *= 2;
+  variant.items = 1;
+  variant.block_threads = policy.latency_block_threads;
   return variant;
 }
 
@@ -132,6 +153,18 @@ L2NormBackwardPlan plan_l2_norm_backward(const L2NormBackwardCall& call, const D
   L2NormBackwardPlan plan{};
   plan.variant = layout(call.dy_dtype, call.y_dtype, call.dtype, call.dim, call.vector_elements,
                         call.eps_mode, call.scaled, call.from_input);
+  if (plan.variant.kind == BackwardKernelKind::rows) {
+    // The latency layout while its threads fill at most the policy's share of the device's
+    // thread slots.
+    const auto latency = latency_variant(plan.variant, policy);
+    const std::int64_t thread_slots =
+        std::int64_t{caps.multiprocessors} * caps.max_threads_per_multiprocessor;
+    if (latency &&
+        call.rows * latency->threads_per_row <= thread_slots / policy.latency_thread_share) {
+      plan.variant = *latency;
+    }
+    plan.programmatic = policy.programmatic_launch;
+  }
   const L2NormBackwardVariant& variant = plan.variant;
   // A row group per block (looped: one row). The kernels loop over rows, so the grid may stop
   // short of one block per group.
@@ -142,14 +175,17 @@ L2NormBackwardPlan plan_l2_norm_backward(const L2NormBackwardCall& call, const D
 }
 
 std::vector<L2NormBackwardVariant> l2_norm_backward_prewarm_variants(
-    const L2NormBackwardPrewarm& request, const DeviceCaps&) {
+    const L2NormBackwardPrewarm& request, const DeviceCaps& caps) {
+  const L2NormBackwardPolicy policy = l2_norm_backward_policy(caps.arch);
   std::vector<L2NormBackwardVariant> variants;
   const int widest = max_vector_elements(request.dy_dtype, request.y_dtype, request.dx_dtype);
   for (int elements = widest; elements >= 1; elements /= 2) {
     if (request.dim % elements != 0) continue;
-    variants.push_back(layout(request.dy_dtype, request.y_dtype, request.dx_dtype, request.dim,
-                              elements, request.options.eps_mode, request.options.scale != 1.0f,
-                              request.from_input));
+    const L2NormBackwardVariant throughput =
+        layout(request.dy_dtype, request.y_dtype, request.dx_dtype, request.dim, elements,
+               request.options.eps_mode, request.options.scale != 1.0f, request.from_input);
+    variants.push_back(throughput);
+    if (const auto latency = latency_variant(throughput, policy)) variants.push_back(*latency);
   }
   return variants;
 }
@@ -157,11 +193,15 @@ std::vector<L2NormBackwardVariant> l2_norm_backward_prewarm_variants(
 std::vector<L2NormBackwardVariant> all_l2_norm_backward_variants() {
   std::vector<L2NormBackwardVariant> variants;
   int next_flags = 0;
+  // A layout and, where the dim has one, its latency layout.
+  const auto push = [&](const L2NormBackwardVariant& throughput) {
+    variants.push_back(throughput);
+    if (const auto latency = latency_variant(throughput, kLayout)) variants.push_back(*latency);
+  };
   const auto add = [&](DType dy, DType y, DType dx, std::int64_t dim, int elements) {
     const int flags = next_flags++;
-    variants.push_back(layout(dy, y, dx, dim, elements,
-                              (flags & 2) != 0 ? EpsMode::clamp : EpsMode::add, (flags & 4) != 0,
-                              (flags & 1) != 0));
+    push(layout(dy, y, dx, dim, elements, (flags & 2) != 0 ? EpsMode::clamp : EpsMode::add,
+                (flags & 4) != 0, (flags & 1) != 0));
   };
   for (int triple = 0; triple < kTriples; ++triple) {
     const DType dy = kDTypes[std::size_t(triple / 9)];
@@ -172,14 +212,13 @@ std::vector<L2NormBackwardVariant> all_l2_norm_backward_variants() {
       add(dy, y, dx, kMaxRowsKernelDim * 2, elements);
     }
   }
-  // Every group size of the rows kernel, in both forms, aligned and not.
+  // Every group size of the rows kernel (and of its latency layout), in both forms, aligned and
+  // not.
   for (std::int64_t threads = 1; threads <= kLayout.max_threads_per_row; threads *= 2) {
     const std::int64_t dim = threads * kLayout.rows_values_per_thread;
     for (const bool from_input : {false, true}) {
-      variants.push_back(
-          layout(DType::bf16, DType::bf16, DType::bf16, dim, 8, EpsMode::add, false, from_input));
-      variants.push_back(
-          layout(DType::f32, DType::f32, DType::f32, dim, 1, EpsMode::clamp, true, from_input));
+      push(layout(DType::bf16, DType::bf16, DType::bf16, dim, 8, EpsMode::add, false, from_input));
+      push(layout(DType::f32, DType::f32, DType::f32, dim, 1, EpsMode::clamp, true, from_input));
     }
   }
   return variants;

@@ -3,10 +3,11 @@
 // (tests/cuda/l2_norm_backward_plan_test.cpp) on written-out device descriptions.
 //
 // Kernels: rows of up to max_threads_per_row * rows_values_per_thread elements run in the rows
-// kernel (one group of threads per row, dy and y in registers, read once); longer rows in the
-// looped kernel (one block per row, a pass over the row per sum and one for dx: the slow path).
-// Which kernel runs depends on dim alone, and its layout on dim and the vector width, so a row's
-// sum order never depends on the batch.
+// kernel (one group of threads per row, dy and y in registers, read once), in the throughput
+// layout or, for batches too small to fill the device, in a latency layout of the same sum order;
+// longer rows in the looped kernel (one block per row, a pass over the row per sum and one for dx:
+// the slow path). Which kernel runs depends on dim alone, and its sum order on dim and the vector
+// width, so a row's bits never depend on the batch.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +55,7 @@ struct L2NormBackwardPlan {
   L2NormBackwardVariant variant;
   std::int64_t grid = 0;
   std::int32_t block = 0;
+  bool programmatic = false;  // may overlap the previous kernel's tail
 };
 
 // The plan of `call` on a device with `caps`.

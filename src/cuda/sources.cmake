@@ -3,6 +3,7 @@
 # the static CUDA runtime and NVRTC.
 # The headers every kernel may include, then each op's own kernels (ops/ops.cmake).
 set(L2NORM_CUDA_KERNEL_FILES
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/dependent_launch.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/element.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_args.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_policy.cuh

@@ -29,6 +29,8 @@ const DeviceCaps kH100{"NVIDIA H100 80GB HBM3", 90, 132, 32, 2048, 232448, 85030
                        std::size_t{50} << 20};
 const DeviceCaps kH200{"NVIDIA H200", 90,     132,          32,
                        2048,          232448, 150754820096, std::size_t{60} << 20};
+const DeviceCaps kA100{"NVIDIA A100-SXM4-80GB", 80, 108, 32, 2048, 166912, 85094301696,
+                       std::size_t{40} << 20};
 constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 // A contiguous call with the widest vector the row length and dtypes allow.
@@ -62,15 +64,30 @@ struct PlanCase {
   const char* variant;
   std::int64_t grid;
   std::int32_t block;
+  bool programmatic = true;
 };
 
 TEST(CudaBackwardPlanner, PlansOfTypicalShapes) {
   const PlanCase cases[] = {
-      // Decode-sized heads: 32 rows of 8 threads in a block of 256.
+      // Decode-sized heads: the latency layout, 16 threads of one vector a row, 8 rows in a block
+      // of 128; programmatic launches from sm_90 on.
       {&kH100, DType::bf16, DType::bf16, DType::bf16, 32, 128, false,
-       "l2_norm_backward_rows<dy=bf16,y=bf16,dx=bf16,v8,8x2,add>", 1, 256},
+       "l2_norm_backward_rows<dy=bf16,y=bf16,dx=bf16,v8,16x1,add>", 4, 128},
+      {&kH200, DType::bf16, DType::bf16, DType::bf16, 32, 128, true,
+       "l2_norm_backward_rows<dy=bf16,x=bf16,dx=bf16,v8,16x1,add,from_input>", 4, 128},
+      {&kA100, DType::bf16, DType::bf16, DType::bf16, 32, 128, false,
+       "l2_norm_backward_rows<dy=bf16,y=bf16,dx=bf16,v8,16x1,add>", 4, 128, false},
+      {&kH200, DType::bf16, DType::bf16, DType::bf16, 2048, 128, false,
+       "l2_norm_backward_rows<dy=bf16,y=bf16,dx=bf16,v8,16x1,add>", 256, 128},
+      // Batches whose latency layout would fill more than half the thread slots: two vectors a
+      // thread.
+      {&kH200, DType::bf16, DType::bf16, DType::bf16, 65536, 128, false,
+       "l2_norm_backward_rows<dy=bf16,y=bf16,dx=bf16,v8,8x2,add>", 2048, 256},
       {&kH200, DType::bf16, DType::bf16, DType::bf16, 524288, 128, true,
        "l2_norm_backward_rows<dy=bf16,x=bf16,dx=bf16,v8,8x2,add,from_input>", 16384, 256},
+      // An f32 tensor: 4-element vectors, four a thread, no latency layout.
+      {&kH200, DType::f32, DType::f32, DType::f32, 32, 128, false,
+       "l2_norm_backward_rows<dy=f32,y=f32,dx=f32,v4,8x4,add>", 1, 256},
       // An f32 tensor anywhere limits the vector to 4 elements.
       {&kH200, DType::f32, DType::bf16, DType::bf16, 524288, 128, false,
        "l2_norm_backward_rows<dy=f32,y=bf16,dx=bf16,v4,8x4,add>", 16384, 256},
@@ -81,9 +98,9 @@ TEST(CudaBackwardPlanner, PlansOfTypicalShapes) {
        "l2_norm_backward_rows<dy=f16,x=f16,dx=f16,v8,1024x2,add,from_input>", 8, 1024},
       // Longer rows: the looped kernel, one block of 512 per row.
       {&kH100, DType::f32, DType::f32, DType::f32, 3, 16385, false,
-       "l2_norm_backward_looped<dy=f32,y=f32,dx=f32,v1,512x16,add>", 3, 512},
+       "l2_norm_backward_looped<dy=f32,y=f32,dx=f32,v1,512x16,add>", 3, 512, false},
       {&kH200, DType::bf16, DType::bf16, DType::bf16, 3, 70000, true,
-       "l2_norm_backward_looped<dy=bf16,x=bf16,dx=bf16,v8,512x2,add,from_input>", 3, 512},
+       "l2_norm_backward_looped<dy=bf16,x=bf16,dx=bf16,v8,512x2,add,from_input>", 3, 512, false},
       // Odd dims: scalar accesses.
       {&kH100, DType::bf16, DType::bf16, DType::bf16, 1000, 7, false,
        "l2_norm_backward_rows<dy=bf16,y=bf16,dx=bf16,v1,1x16,add>", 4, 256},
@@ -94,6 +111,7 @@ TEST(CudaBackwardPlanner, PlansOfTypicalShapes) {
     EXPECT_EQ(plan.variant.name(), c.variant) << c.caps->name << " dim " << c.dim;
     EXPECT_EQ(plan.grid, c.grid) << c.variant;
     EXPECT_EQ(plan.block, c.block) << c.variant;
+    EXPECT_EQ(plan.programmatic, c.programmatic) << c.variant;
   }
 }
 
@@ -117,28 +135,68 @@ TEST(CudaBackwardPlanner, KernelDependsOnDimOnly) {
   }
 }
 
+// Small batches may get a layout of one vector per thread; it must keep the sum order of the
+// large-batch layout (two vectors per thread become one vector on each of twice the threads, all
+// within one warp), so that a row's bits never depend on its batch. The GPU side of this is
+// CudaBackward.LatencyLayoutMatchesTheThroughputLayoutBitForBit.
+TEST(CudaBackwardPlanner, RowCountOnlyPicksALayoutOfTheSameSumOrder) {
+  int switched = 0;
+  for (const DType dy : kDTypes) {
+    for (const DType y : kDTypes) {
+      for (const DType dx : kDTypes) {
+        for (std::int64_t dim = 1; dim <= 4096; dim += dim < 300 ? 1 : 61) {
+          for (const bool from_input : {false, true}) {
+            detail::L2NormBackwardCall call = contiguous_call(dy, y, dx, 1, dim, from_input);
+            const auto small = detail::cuda::plan_l2_norm_backward(call, kH200).variant;
+            call.rows = std::int64_t{1} << 24;
+            const auto large = detail::cuda::plan_l2_norm_backward(call, kH200).variant;
+            // One vector per thread marks the latency layout (the kernel stores before its
+            // rare-path vote there); large batches never get it.
+            EXPECT_GE(large.items, 2) << large.name();
+            if (small == large) continue;
+            ++switched;
+            const std::string what = small.name() + " vs " + large.name();
+            EXPECT_EQ(large.items, 2) << what;
+            EXPECT_EQ(small.items, 1) << what;
+            EXPECT_EQ(small.vector_elements, large.vector_elements) << what;
+            EXPECT_EQ(small.threads_per_row, 2 * large.threads_per_row) << what;
+            EXPECT_LE(small.threads_per_row, 32) << what;
+            EXPECT_EQ(small.kind, BackwardKernelKind::rows) << what;
+          }
+        }
+      }
+    }
+  }
+  // 16-bit dy, y and dx of up to 256 elements, both forms.
+  EXPECT_EQ(switched, 8 * 2 * (256 / 8));
+}
+
 // Whatever the pointers allow (every vector width dividing dim), dispatch picks a variant that
 // prewarm loads.
 TEST(CudaBackwardPlanner, PrewarmHoldsEveryVariantDispatchPicks) {
   for (const DType dy : kDTypes) {
     for (const DType dx : kDTypes) {
       for (const std::int64_t dim :
-           {std::int64_t{1}, std::int64_t{6}, std::int64_t{64}, std::int64_t{1000},
-            std::int64_t{16384}, std::int64_t{70000}}) {
+           {std::int64_t{1}, std::int64_t{6}, std::int64_t{64}, std::int64_t{128},
+            std::int64_t{256}, std::int64_t{1000}, std::int64_t{16384}, std::int64_t{70000}}) {
         for (const bool from_input : {false, true}) {
           const detail::L2NormBackwardPrewarm request{
               dy, DType::bf16, dx, dim, {.scale = 2.0f, .eps_mode = EpsMode::clamp}, from_input};
-          const auto prewarmed = detail::cuda::l2_norm_backward_prewarm_variants(request, kH200);
-          detail::L2NormBackwardCall call =
-              contiguous_call(dy, DType::bf16, dx, 10, dim, from_input);
-          call.eps_mode = EpsMode::clamp;
-          call.scale = 2.0f;
-          call.scaled = true;
-          for (int elements = call.vector_elements; elements >= 1; elements /= 2) {
-            call.vector_elements = elements;
-            const auto planned = detail::cuda::plan_l2_norm_backward(call, kH200).variant;
-            EXPECT_NE(std::find(prewarmed.begin(), prewarmed.end(), planned), prewarmed.end())
-                << planned.name();
+          for (const DeviceCaps* caps : {&kH100, &kH200, &kA100}) {
+            const auto prewarmed = detail::cuda::l2_norm_backward_prewarm_variants(request, *caps);
+            for (const std::int64_t rows : {1, 10, 131, 4096, 1 << 20}) {
+              detail::L2NormBackwardCall call =
+                  contiguous_call(dy, DType::bf16, dx, rows, dim, from_input);
+              call.eps_mode = EpsMode::clamp;
+              call.scale = 2.0f;
+              call.scaled = true;
+              for (int elements = call.vector_elements; elements >= 1; elements /= 2) {
+                call.vector_elements = elements;
+                const auto planned = detail::cuda::plan_l2_norm_backward(call, *caps).variant;
+                EXPECT_NE(std::find(prewarmed.begin(), prewarmed.end(), planned), prewarmed.end())
+                    << planned.name() << " for " << rows << " rows on " << caps->name;
+              }
+            }
           }
         }
       }

@@ -160,7 +160,8 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
 #pragma unroll
         for (int e = 0; e < kBackwardVec; ++e) {
           const int i = item * kBackwardVec + e;
-          dx[e] = gradient(dy[i], y[i], dot, factor, args.scale);
+          dx[e] = factor.rare ? gradient<true>(dy[i], y[i], dot, factor, args.scale)
+                              : gradient<false>(dy[i], y[i], dot, factor, args.scale);
         }
         store_dx(args.dx, offsets.dx + vector * kBackwardVec, dx);
       }
