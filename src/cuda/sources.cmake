@@ -7,6 +7,7 @@ set(L2NORM_CUDA_KERNEL_FILES
   ${CMAKE_CURRENT_LIST_DIR}/kernels/element.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_args.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_policy.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/partial_exchange.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/reduce.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/row_math.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/tiles.cuh

@@ -123,9 +123,9 @@ TEST(CudaBackward, RowsOverTwoToThe31Elements) {
   }
 }
 
-// A long row (looped kernel) in several rows, and the same rows one by one: the same bits, and
+// A long row (split kernel) in several rows, and the same rows one by one: the same bits, and
 // the same bits run after run.
-TEST(CudaBackward, LoopedRowsAreBatchIndependentAndDeterministic) {
+TEST(CudaBackward, SplitRowsAreBatchIndependentAndDeterministic) {
   L2NORM_REQUIRE_GPU();
   const std::int64_t rows = 5, dim = 70000;
   const testing::HostTensor dy = testing::random_tensor(DType::f32, std::size_t(rows * dim), 1);
@@ -146,7 +146,7 @@ TEST(CudaBackward, LoopedRowsAreBatchIndependentAndDeterministic) {
     l2_norm_backward_from_input(encoder, TensorView(at(dy_buffer), DType::f32, gpu, shape),
                                 TensorView(at(x_buffer), DType::bf16, gpu, shape),
                                 TensorView(at(dx_buffer), DType::bf16, gpu, shape));
-    EXPECT_EQ(encoder.recorded()[0].variant.rfind("l2_norm_backward_looped<", 0), 0u)
+    EXPECT_EQ(encoder.recorded()[0].variant.rfind("l2_norm_backward_split_on_chip<", 0), 0u)
         << encoder.recorded()[0].variant;
     encoder.wait();
   };

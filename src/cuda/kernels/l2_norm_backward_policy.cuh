@@ -3,8 +3,8 @@
 // headers, so both compilers see the same values.
 //
 // The values that fix a row's sum order (the values a thread holds, the group or block that sums
-// them) must be the same in every family; the planner asserts it. A family may differ only in
-// what changes launches, never results.
+// them, the tile shape) must be the same in every family; the planner asserts it. A family may
+// differ only in what changes launches, never results.
 #pragma once
 
 struct L2NormBackwardPolicy {
@@ -18,10 +18,19 @@ struct L2NormBackwardPolicy {
   // The latency layout while its threads fill at most this share (1 / n) of the device's thread
   // slots; above it the throughput layout hides memory latency better.
   int latency_thread_share;
-  // Looped kernel (l2_norm_backward_looped.cuh): threads per block (one row per block) and values
-  // per thread per step of the loop over the row.
-  int looped_block_threads;
-  int looped_values_per_thread;
+  // Split kernel (l2_norm_backward_split.cuh): values of each of dy and y (or x) per thread per
+  // tile, threads per block, and tiles one block holds on chip (1 in registers, the rest in shared
+  // memory).
+  int tile_values_per_thread;
+  int tile_block_threads;
+  int max_tiles_per_block;
+  // Blocks of the split kernel per multiprocessor: its launch bounds guarantee one, and the
+  // planner sizes shared memory for one, so a cooperative grid of this many per multiprocessor is
+  // co-resident.
+  int split_blocks_per_multiprocessor;
+  // An upper bound of the static shared memory the split kernel declares (it static_asserts it),
+  // so the host sizes dynamic shared memory without compiling first.
+  int split_static_shared_bytes;
   // Grid limit of the row-looping kernels (they loop over rows past it).
   long long max_grid_blocks;
   // Launch the rows kernel with programmatic stream serialization (sm_90 and newer).
@@ -35,8 +44,11 @@ constexpr L2NormBackwardPolicy kL2NormBackwardPolicySm75 = {
     256,        // rows_min_block_threads
     128,        // latency_block_threads
     2,          // latency_thread_share
-    512,        // looped_block_threads
-    16,         // looped_values_per_thread
+    16,         // tile_values_per_thread
+    512,        // tile_block_threads
+    8,          // max_tiles_per_block
+    1,          // split_blocks_per_multiprocessor
+    2048,       // split_static_shared_bytes
     1LL << 30,  // max_grid_blocks
     false,      // programmatic_launch
 };
