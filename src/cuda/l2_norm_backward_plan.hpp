@@ -8,10 +8,10 @@
 // Longer rows run in the split kernel, cut into tiles and segments of tiles, one segment per
 // block: on chip (each block keeps its segment of dy and y in registers and shared memory: one
 // read of memory) when the row fits the co-resident blocks, else streamed (each pass reads the
-// row again, mostly from L2). With several blocks per row the launch is cooperative and the
-// blocks exchange partial sums; with one (a batch that keeps every block busy with whole rows)
-// the blocks run on their own. The kernel and its mode depend on dim and the device alone, and
-// the sum order on those and the vector width, so a row's bits never depend on the batch.
+// row again). With several blocks per row the launch is cooperative and the blocks exchange
+// partial sums; with one (a batch that keeps every block busy with whole rows) the blocks run on
+// their own. The kernel and its mode depend on dim and the device alone, and the sum order on
+// those and the vector width, so a row's bits never depend on the batch.
 #pragma once
 
 #include <cstddef>

@@ -14,7 +14,7 @@
 //   the loads carry an L2 evict-first policy (nothing reads them again). The staged tiles are
 //   loaded one at a time, each summed as the next loads. One partial sum per tile.
 // - streamed: rows longer than the co-resident blocks hold; one partial sum per block, and each
-//   pass over the row (each sum, then dx) reads the segment again, mostly from L2.
+//   pass over the row (each sum, then dx) reads the segment again (from L2 as far as it holds it).
 //
 // Sum order (each sum alike): a tile's sum is the thread's pairwise sum of its values
 // (dot_product, sum_of_squares, sum_of_squares_f64), then group_sum's two steps over the block.
