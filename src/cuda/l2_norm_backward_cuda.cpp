@@ -13,6 +13,10 @@ namespace l2norm::detail::cuda {
 
 namespace {
 
+// Partial sums and the tag counter of the split kernel (kernels/l2_norm_backward_split.cuh),
+// zeroed once per encoder; every dispatch leaves the counter's count of started blocks at zero.
+const Workspace kSplitWorkspace("l2_norm_backward split", backward_split_workspace_bytes);
+
 L2NormBackwardArgs make_args(const L2NormBackwardCall& call) {
   L2NormBackwardArgs args{};
   args.dy = call.dy;
@@ -63,9 +67,29 @@ std::string run(Backend, EncoderImpl& impl, const L2NormBackwardCall& call) {
   launch.kernel = kernel_for(encoder, plan.variant);
   launch.grid = static_cast<std::uint32_t>(plan.grid);
   launch.block = static_cast<std::uint32_t>(plan.block);
+  launch.dynamic_shared_bytes = plan.dynamic_shared_bytes;
+  launch.cooperative = plan.cooperative;
+  launch.programmatic = plan.programmatic;
   L2NormBackwardArgs args = make_args(call);
-  void* parameters[] = {&args};
-  encoder.launch(launch, parameters, "l2_norm_backward kernel launch");
+  if (plan.variant.kind == BackwardKernelKind::rows) {
+    void* parameters[] = {&args};
+    encoder.launch(launch, parameters, "l2_norm_backward kernel launch");
+    return plan.variant.name();
+  }
+  auto* const words = static_cast<unsigned long long*>(encoder.workspace(kSplitWorkspace));
+  const auto slots = static_cast<std::size_t>(backward_split_workspace_slots(encoder.caps()));
+  L2NormBackwardSplitArgs split{};
+  split.blocks_per_row = plan.split.blocks_per_row;
+  split.tiles_per_block = plan.split.tiles_per_block;
+  split.rows_per_wave = plan.split.rows_per_wave;
+  split.waves = plan.split.waves;
+  // Per slot and wave parity: one word, two, one (backward_split_workspace_bytes).
+  split.squares_f32 = words;
+  split.squares_f64 = words + 2 * slots;
+  split.dot_f32 = words + 2 * 3 * slots;
+  split.tag_counter = words + 2 * 4 * slots;
+  void* parameters[] = {&args, &split};
+  encoder.launch(launch, parameters, "l2_norm_backward split kernel launch");
   return plan.variant.name();
 }
 

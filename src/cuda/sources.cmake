@@ -3,9 +3,11 @@
 # the static CUDA runtime and NVRTC.
 # The headers every kernel may include, then each op's own kernels (ops/ops.cmake).
 set(L2NORM_CUDA_KERNEL_FILES
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/dependent_launch.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/element.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_args.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/l2_norm_policy.cuh
+  ${CMAKE_CURRENT_LIST_DIR}/kernels/partial_exchange.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/reduce.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/row_math.cuh
   ${CMAKE_CURRENT_LIST_DIR}/kernels/rows_body.cuh

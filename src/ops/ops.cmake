@@ -9,6 +9,6 @@
 # Its tests are any tests/ops/*_test.cpp files (collected by tests/ops/CMakeLists.txt) and GPU or
 # planner tests under tests/cuda/.
 l2norm_add_op(l2_norm KERNELS l2_norm_rows.cuh l2_norm_staged.cuh l2_norm_split.cuh)
-l2norm_add_op(l2_norm_backward KERNELS l2_norm_backward_rows.cuh l2_norm_backward_looped.cuh
+l2norm_add_op(l2_norm_backward KERNELS l2_norm_backward_rows.cuh l2_norm_backward_split.cuh
               l2_norm_backward_math.cuh l2_norm_backward_args.cuh l2_norm_backward_policy.cuh)
 l2norm_add_op(l2_norm_pair KERNELS l2_norm_pair.cuh)

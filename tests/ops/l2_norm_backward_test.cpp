@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/backends.hpp"
+#include "support/backward.hpp"
 #include "support/reference.hpp"
 
 namespace l2norm::testing {
@@ -191,50 +192,6 @@ double expect_close(const HostTensor& got, const Expected& expected, const std::
   return worst;
 }
 
-// dy, y (or x) and rstd on a device, contiguous [rows, dim] views, and the run.
-struct BackwardRun {
-  const HostTensor& dy;
-  const HostTensor& y;             // x when rstd is null
-  const std::vector<float>* rstd;  // null: from the input
-  DType dx_dtype;
-  std::int64_t rows;
-  std::int64_t dim;
-  L2NormOptions options;
-  bool in_place = false;  // dx is dy's buffer (dx_dtype must be dy's)
-};
-
-HostTensor run_backward(const Device& device, const BackwardRun& run,
-                        std::string* variant = nullptr) {
-  const std::int64_t count = run.rows * run.dim;
-  Buffer dy(device, run.dy.dtype(), count);
-  Buffer y(device, run.y.dtype(), count);
-  Buffer rstd(device, DType::f32, run.rstd != nullptr ? run.rows : 0);
-  Buffer dx(device, run.dx_dtype, run.in_place ? 0 : count);
-  dy.copy_from_host(run.dy.data(), run.dy.bytes());
-  y.copy_from_host(run.y.data(), run.y.bytes());
-  HostTensor result(run.dx_dtype, std::size_t(count));
-  result.fill_poison();
-  if (!run.in_place) dx.copy_from_host(result.data(), result.bytes());
-  if (run.rstd != nullptr) rstd.copy_from_host(run.rstd->data(), run.rstd->size() * sizeof(float));
-  const Buffer& target = run.in_place ? dy : dx;
-  const std::array<std::int64_t, 2> shape{run.rows, run.dim};
-  const TensorView dy_view(dy.data(), dy.dtype(), device, shape);
-  const TensorView y_view(y.data(), y.dtype(), device, shape);
-  const TensorView dx_view(target.data(), run.dx_dtype, device, shape);
-  CommandEncoder encoder(device);
-  if (run.rstd != nullptr) {
-    const std::array<std::int64_t, 1> rstd_shape{run.rows};
-    l2_norm_backward(encoder, dy_view, y_view,
-                     TensorView(rstd.data(), DType::f32, device, rstd_shape), dx_view, run.options);
-  } else {
-    l2_norm_backward_from_input(encoder, dy_view, y_view, dx_view, run.options);
-  }
-  if (variant != nullptr && !encoder.recorded().empty()) *variant = encoder.recorded()[0].variant;
-  encoder.wait();
-  target.copy_to_host(result.data(), result.bytes());
-  return result;
-}
-
 // x with rows of several magnitudes (norms from about 0.03 to 300 times sqrt(dim / 3)), so clamp
 // mode with eps near 1 clamps some rows and not others.
 HostTensor spread_rows(DType dtype, std::int64_t rows, std::int64_t dim, std::uint64_t seed) {
@@ -307,6 +264,42 @@ TEST_P(L2NormBackward, LongRows) {
                  {.eps = options.eps, .scale = 0.5f, .eps_mode = mode}, 6,
                  "bf16 dim " + std::to_string(dim));
     }
+  }
+}
+
+// Few long rows, the shapes that spread one row over many blocks on a GPU (3 x 300000: 37 tiles
+// a row; 8 x 2^20: 128 tiles a row, in two waves of co-resident blocks for f32): every dtype
+// combination at 3 x 300000, each with one of the four (eps mode, scale) pairs in turn, and a
+// set of combinations at 8 x 2^20 that puts each dtype in each place. Clamp mode's eps of 30
+// clamps the rows of the smallest magnitude (norm about 10) and no other.
+TEST_P(L2NormBackward, FewLongRowsEveryDTypeCombination) {
+  const auto options_of = [](int index) {
+    const EpsMode mode = kModes[index % 2];
+    return L2NormOptions{.eps = mode == EpsMode::add ? 1e-6f : 30.0f,
+                         .scale = index / 2 % 2 == 0 ? 1.0f : 0.0883883476f,
+                         .eps_mode = mode};
+  };
+  int index = 0;
+  for (const DType dy : kDTypes) {
+    for (const DType y : kDTypes) {
+      for (const DType dx : kDTypes) {
+        check_case(device(), dy, y, dx, 3, 300000, options_of(index), 70 + std::uint64_t(index),
+                   name_of(dy, y, dx) + " 3 x 300000");
+        ++index;
+      }
+    }
+  }
+  struct Triple {
+    DType dy, y, dx;
+  };
+  index = 0;
+  for (const Triple t :
+       {Triple{DType::f32, DType::f32, DType::f32}, Triple{DType::bf16, DType::bf16, DType::bf16},
+        Triple{DType::f16, DType::f16, DType::f16}, Triple{DType::f32, DType::bf16, DType::f16},
+        Triple{DType::bf16, DType::f16, DType::f32}, Triple{DType::f16, DType::f32, DType::bf16}}) {
+    check_case(device(), t.dy, t.y, t.dx, 8, std::int64_t{1} << 20, options_of(index),
+               90 + std::uint64_t(index), name_of(t.dy, t.y, t.dx) + " 8 x 2^20");
+    ++index;
   }
 }
 
@@ -569,6 +562,37 @@ TEST_P(L2NormBackwardViews, MisalignedPointers) {
   }
 }
 
+// Few long rows (spread over many blocks on a GPU) as misaligned, strided and permuted views, in
+// place and not.
+TEST_P(L2NormBackwardViews, FewLongRowsMisalignedAndStrided) {
+  const std::int64_t rows = 3, dim = 300000;
+  const std::vector<std::int64_t> contiguous{dim, 1};
+  for (const DType dtype : kDTypes) {
+    for (const std::int64_t offset : {std::int64_t{1}, std::int64_t{4}}) {
+      const std::string what = std::string(dtype_name(dtype)) + " offset " +
+                               std::to_string(offset) + " dim " + std::to_string(dim);
+      check(dtype, rows * dim + 8, {rows, dim}, {offset, contiguous}, {8 - offset, contiguous},
+            {(offset + 3) % 8, contiguous}, false, offset == 1, what);
+      check(dtype, rows * dim + 8, {rows, dim}, {offset, contiguous}, {0, contiguous},
+            {offset, contiguous}, true, offset != 1, "in place " + what);
+    }
+  }
+  // Row stride dim + 3: 2-element vectors at most.
+  const std::vector<std::int64_t> padded{dim + 3, 1};
+  for (const bool from_input : {false, true}) {
+    check(DType::f16, rows * (dim + 3), {rows, dim}, {0, padded}, {0, padded}, {0, padded}, false,
+          from_input, "row stride dim+3, dim " + std::to_string(dim));
+  }
+  // Storage [2, 3, D] viewed as [3, 2, D]: the leading dims do not merge.
+  constexpr std::int64_t D = 70000;
+  const std::vector<std::int64_t> shape{3, 2, D};
+  const std::vector<std::int64_t> permuted{D, 3 * D, 1};
+  for (const bool from_input : {false, true}) {
+    check(DType::bf16, 6 * D, shape, {0, permuted}, {0, permuted}, {0, permuted}, false, from_input,
+          "permuted rank 3 bf16, dim " + std::to_string(D));
+  }
+}
+
 TEST_P(L2NormBackwardViews, RowStrideNotAMultipleOfTheVectorWidth) {
   for (const std::int64_t dim : {std::int64_t{8}, std::int64_t{128}, std::int64_t{1000}}) {
     const std::int64_t rows = 20, stride = dim + 3;
@@ -632,8 +656,9 @@ class L2NormBackwardSemantics : public OnEveryBackend {
   }
 };
 
-// Row lengths that reach both CUDA kernels.
-constexpr std::int64_t kSemanticsDims[] = {2, 300, 20000};
+// Row lengths that reach every CUDA kernel: the rows kernel, and the split kernel with a row over
+// 3 (20000) and 37 (300000) exchanging blocks.
+constexpr std::int64_t kSemanticsDims[] = {2, 300, 20000, 300000};
 
 TEST_P(L2NormBackwardSemantics, ZeroRowWithEpsHasTheFiniteGradient) {
   for (const std::int64_t dim : kSemanticsDims) {

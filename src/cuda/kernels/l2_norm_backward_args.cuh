@@ -25,3 +25,22 @@ struct L2NormBackwardArgs {
   float eps;
   float scale;
 };
+
+// Extra parameters of the split-row kernel (l2_norm_backward_split.cuh): each row is cut into
+// blocks_per_row segments of tiles_per_block tiles; rows_per_wave rows are in flight at once (the
+// grid is rows_per_wave * blocks_per_row blocks, at most 2^31 - 1), in `waves` waves. With more
+// than one block per row the grid is co-resident (cooperative launch) and the blocks of a row
+// exchange partial sums through the encoder's workspace, zeroed once: per sum (the sum of squares
+// from the input in f32 and f64, the dot product) an array of tagged words in two wave parities
+// (an f32 partial takes one word, an f64 partial two), and the tag counter
+// (partial_exchange.cuh). Partial sums are per tile on chip and per block streamed.
+struct L2NormBackwardSplitArgs {
+  long long blocks_per_row;
+  long long tiles_per_block;
+  long long rows_per_wave;
+  long long waves;
+  unsigned long long* squares_f32;
+  unsigned long long* squares_f64;
+  unsigned long long* dot_f32;
+  unsigned long long* tag_counter;
+};

@@ -72,13 +72,15 @@ __device__ __forceinline__ void poison_if_not_finite(GradientFactor& factor, flo
   }
 }
 
-// dx of one element before the rounding to dx's dtype; every operation rounded as written.
+// dx of one element before the rounding to dx's dtype; every operation rounded as written. Rare:
+// the row's factor is the f64 one (rare rows exist only from the input). A kernel branches once
+// per row on factor.rare and calls the matching instance, so the common path never touches f64.
+template <bool Rare>
 __device__ __forceinline__ float gradient(float dy, float y, float dot,
                                           const GradientFactor& factor, float scale) {
   const float t = factor.clamped ? dy : __fsub_rn(dy, __fmul_rn(dot, y));
-  const float unscaled = factor.rare
-                             ? __double2float_rn(__dmul_rn(static_cast<double>(t), factor.r_f64))
-                             : __fmul_rn(factor.r, t);
+  const float unscaled = Rare ? __double2float_rn(__dmul_rn(static_cast<double>(t), factor.r_f64))
+                              : __fmul_rn(factor.r, t);
 #if L2NORM_SCALED
   return __fmul_rn(unscaled, scale);
 #else
