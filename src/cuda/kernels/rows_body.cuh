@@ -9,6 +9,7 @@
 // from its defines).
 #pragma once
 
+#include "dependent_launch.cuh"
 #include "reduce.cuh"
 #include "row_math.cuh"
 
@@ -40,24 +41,6 @@ struct RowsConfig {
   static_assert(VectorBytes % In::kBytes == 0 && kVec >= 1, "a vector holds whole elements");
   static_assert(BlockThreads % ThreadsPerRow == 0 && BlockThreads % 32 == 0, "bad block shape");
 };
-
-// Programmatic dependent launch (sm_90 and newer; the encoder launches with programmatic stream
-// serialization there). The wait returns once the previous kernel of the stream has completed and
-// its writes are visible, so no memory is touched before it; without the launch attribute it
-// returns at once.
-__device__ __forceinline__ void wait_for_previous_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-// Lets the next kernel of the stream begin launching; it still waits for this one to complete
-// before touching memory (if it was launched programmatically at all).
-__device__ __forceinline__ void allow_next_kernel_launch() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
-}
 
 // A row group's values (zero past the row's end or for an inactive group member).
 template <class C>
