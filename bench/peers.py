@@ -171,6 +171,9 @@ def cuda_main(args):
     import l2norm.torch as l2norm_torch
 
     fla, fla_missing = import_fla()
+    if args.torch_cpu and fla is not None:
+        # fla's kernels are Triton's, which run on CUDA tensors only.
+        fla, fla_missing = None, "Triton kernels need CUDA tensors (--torch-cpu)"
     device = "cpu" if args.torch_cpu else "cuda"
     timer = CpuTorchTimer() if args.torch_cpu else CudaTimer(torch)
     dtypes = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}

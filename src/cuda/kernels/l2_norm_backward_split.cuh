@@ -127,9 +127,9 @@ __device__ __forceinline__ void load_tile_vector(const void* base, long long row
     const char* address = start + vector * kVectorBytes<Dtype>;
     if constexpr (ReadOnce) {
       const RawOf<Dtype> raw = load_raw_read_once<Dtype>(address);
-      load_typed<Dtype, kBackwardVec>(&raw, 0, out);
+      load_vector<Element<Dtype>, kBackwardVec>(&raw, 0, out);
     } else {
-      load_typed<Dtype, kBackwardVec>(address, 0, out);
+      load_vector<Element<Dtype>, kBackwardVec>(address, 0, out);
     }
   } else {
 #pragma unroll
@@ -199,7 +199,7 @@ __device__ __forceinline__ void wait_for_staged_tiles() {
 // The thread's vector `item` of a staged tile of a tensor (zero past the row's end).
 template <int Dtype>
 __device__ __forceinline__ void read_staged_vector(const RawOf<Dtype>* slot, int item, float* out) {
-  load_typed<Dtype, kBackwardVec>(slot + vector_in_tile(item), 0, out);
+  load_vector<Element<Dtype>, kBackwardVec>(slot + vector_in_tile(item), 0, out);
 }
 
 template <int Dtype>
