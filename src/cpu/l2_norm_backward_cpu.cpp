@@ -261,9 +261,9 @@ class RowsCursor {
   std::array<std::int64_t, 3> offsets_{};
 };
 
-// The instruction-set clones of the row loop; every dtype combination shares them.
-L2NORM_CPU_KERNEL void backward_rows(const Call& call, const BackwardOptions& options,
-                                     std::int64_t row_begin, std::int64_t row_end) {
+// The row loop; every dtype combination shares it.
+inline void walk_rows(const Call& call, const BackwardOptions& options, std::int64_t row_begin,
+                      std::int64_t row_end) {
   const auto* dy = static_cast<const char*>(call.dy);
   const auto* y = static_cast<const char*>(call.y);
   auto* dx = static_cast<char*>(call.dx);
@@ -285,6 +285,11 @@ L2NORM_CPU_KERNEL void backward_rows(const Call& call, const BackwardOptions& op
     cursor.advance();
   }
 }
+
+// The instruction-set versions of the row loop.
+L2NORM_CPU_KERNEL(void backward_rows(const Call& call, const BackwardOptions& options,
+                                     std::int64_t row_begin, std::int64_t row_end),
+                  { walk_rows(call, options, row_begin, row_end); })
 
 }  // namespace
 

@@ -35,20 +35,17 @@ void normalize_rows(const L2NormCall& call, const RowOptions& options, std::int6
   if (options.streaming) order_streaming_stores();
 }
 
-L2NORM_CPU_KERNEL void normalize_rows_f32(const L2NormCall& call, const RowOptions& options,
-                                          std::int64_t row_begin, std::int64_t row_end) {
-  normalize_rows<DType::f32>(call, options, row_begin, row_end);
-}
+L2NORM_CPU_KERNEL(void normalize_rows_f32(const L2NormCall& call, const RowOptions& options,
+                                          std::int64_t row_begin, std::int64_t row_end),
+                  { normalize_rows<DType::f32>(call, options, row_begin, row_end); })
 
-L2NORM_CPU_KERNEL void normalize_rows_f16(const L2NormCall& call, const RowOptions& options,
-                                          std::int64_t row_begin, std::int64_t row_end) {
-  normalize_rows<DType::f16>(call, options, row_begin, row_end);
-}
+L2NORM_CPU_KERNEL(void normalize_rows_f16(const L2NormCall& call, const RowOptions& options,
+                                          std::int64_t row_begin, std::int64_t row_end),
+                  { normalize_rows<DType::f16>(call, options, row_begin, row_end); })
 
-L2NORM_CPU_KERNEL void normalize_rows_bf16(const L2NormCall& call, const RowOptions& options,
-                                           std::int64_t row_begin, std::int64_t row_end) {
-  normalize_rows<DType::bf16>(call, options, row_begin, row_end);
-}
+L2NORM_CPU_KERNEL(void normalize_rows_bf16(const L2NormCall& call, const RowOptions& options,
+                                           std::int64_t row_begin, std::int64_t row_end),
+                  { normalize_rows<DType::bf16>(call, options, row_begin, row_end); })
 
 }  // namespace
 
