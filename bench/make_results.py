@@ -2,13 +2,16 @@
 """Writes bench/RESULTS.md from the output folder of a device run.
 
     python3 bench/make_results.py OUT_DIR [--cpu CPU_BENCH_OUTPUT] [--cpu-machine TEXT]
-                                  [--commit HASH] [-o bench/RESULTS.md]
+                                  [--cli CLI_E2E_JSON] [--commit HASH] [-o bench/RESULTS.md]
+    python3 bench/make_results.py [--cpu CPU_BENCH_OUTPUT] [--cpu-machine TEXT] [--cli CLI_E2E_JSON]
 
 OUT_DIR is what bench/device_run.sh wrote into $OUT: summary.md (its first line names the run's
 date, card and driver), tests.log, sanitizer.log, bench.md (l2norm-bench's tables) and peers.md
 (bench/peers.py's table). A piece that is missing is reported as not run. CPU_BENCH_OUTPUT is the
 output of l2norm-bench-cpu, as JSON (--benchmark_format=json or --benchmark_out) or as its console
-table; with repetitions the median rows are used. Standard library only.
+table; with repetitions the median rows are used. CLI_E2E_JSON is what bench/cli_e2e.py --json
+wrote. Without OUT_DIR only the host sections (CPU and CLI) are written, for a machine with no GPU.
+Standard library only.
 """
 
 import argparse
@@ -43,6 +46,8 @@ TARGET_SHAPES = [
 ]
 LARGE_SHAPE_MIB = 64.0
 LARGE_SHAPE_RATIO = 0.95
+CPU_RATIO = 0.9
+CLI_FACTOR = 1.2
 DECODE_FACTOR = 1.2
 HOST_MARGIN_US = 1.0
 # The backward pass against a copy of as many bytes.
@@ -522,6 +527,54 @@ def cpu_section(path, machine):
         ratio = f"{values['ratio']:.2f}" if "ratio" in values else "n/a"
         mib_text = f"{mib:.0f}" if mib is not None else "n/a"
         out.append(f"| {shape} | {mib_text} | {cells[0]} | {cells[1]} | {ratio} |")
+    ratios = [values["ratio"] for values in runs.values() if "ratio" in values]
+    if ratios:
+        low = [cpu_shape(name)[0] for name, values in runs.items()
+               if values.get("ratio", CPU_RATIO) < CPU_RATIO]
+        verdict = "met" if not low else "missed (" + ", ".join(low) + ")"
+        out += ["", f"Target ratio >= {CPU_RATIO} on every shape: {verdict}; "
+                    f"{min(ratios):.2f} .. {max(ratios):.2f}."]
+    return out
+
+
+def cli_section(path):
+    """bench/cli_e2e.py's JSON as a table: the CLI against a durable copy of the same bytes."""
+    title = "## CLI end to end (`bench/cli_e2e.py`)"
+    if path is None:
+        return []
+    text = read_text(path)
+    if text is None:
+        return [title, f"{NOT_RUN} ({path} does not exist)."]
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return [title, f"{NOT_RUN} ({path} is not JSON)."]
+    results = document.get("results") or []
+    if not results:
+        return [title, f"{NOT_RUN} (no results in {path})."]
+    runs = document.get("runs", "?")
+    out = [title,
+           prose(f"{document.get('machine', 'unknown machine')}, "
+                 f"{document.get('date', 'date unknown')}, files in {document.get('folder', '?')}, "
+                 f"device {document.get('device', '?')}. "
+                 "`l2norm normalize IN -o OUT` (its output written to a file in OUT's folder, "
+                 "fsync, linked into place) against a durable copy of IN done the same way (64 MiB "
+                 f"pieces, fsync, rename, fsync of the folder), alternately, median of {runs} runs "
+                 "each; ratio = l2norm time / copy time. Input cache: warm = IN in the page cache, "
+                 "cold = IN's pages dropped before every run."),
+           "",
+           "| input | MiB | input cache | durable copy s | l2norm s | ratio |",
+           "|---|---|---|---|---|---|"]
+    nan = float("nan")
+    for r in results:
+        out.append(f"| {r.get('shape', '?')} | {r.get('mib', 0):.0f} | {r.get('cache', '?')} | "
+                   f"{r.get('copy_median_s', nan):.3f} | {r.get('l2norm_median_s', nan):.3f} | "
+                   f"{r.get('ratio', nan):.2f} |")
+    ratios = [r["ratio"] for r in results if "ratio" in r]
+    over = [f"{r['shape']} {r['cache']}" for r in results if r.get("ratio", 0) > CLI_FACTOR]
+    verdict = "met" if not over else "missed (" + ", ".join(over) + ")"
+    out += ["", f"Target l2norm within {CLI_FACTOR}x of the copy: {verdict}; "
+                f"{min(ratios):.2f} .. {max(ratios):.2f}."]
     return out
 
 
@@ -544,28 +597,42 @@ def header(run, commit):
                   "regenerate rather than edit."), "", prose(line), "", prose("Method. " + METHOD)]
 
 
-def render(out_dir, cpu=None, cpu_machine=None, commit=None, ab_dir=None):
+def render(out_dir, cpu=None, cpu_machine=None, commit=None, ab_dir=None, cli=None):
     run = DeviceRun(out_dir)
     ab_run = DeviceRun(ab_dir) if ab_dir else None
     sections = [header(run, commit), checks_section(run), bench_section(run),
                 baseline_section(run, ab_run), peers_section(run), cpu_section(cpu, cpu_machine),
-                targets_section(run)]
+                cli_section(cli), targets_section(run)]
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
+
+
+def render_host(cpu=None, cpu_machine=None, cli=None):
+    """The CPU and CLI sections alone."""
+    sections = [cpu_section(cpu, cpu_machine), cli_section(cli)]
     return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="the folder bench/device_run.sh wrote ($OUT)")
+    parser.add_argument("out_dir", nargs="?",
+                        help="the folder bench/device_run.sh wrote ($OUT); without it, only the "
+                             "CPU and CLI sections")
     parser.add_argument("--cpu", help="l2norm-bench-cpu output (JSON or console)")
     parser.add_argument("--cpu-machine", help="how to name the CPU machine in the CPU section")
+    parser.add_argument("--cli", help="bench/cli_e2e.py --json output")
     parser.add_argument("--commit", help="the commit whose tree the device run built")
     parser.add_argument("--ab", help="the output folder of another device run whose baseline "
                                      "stage gives the A/B section")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
     args = parser.parse_args(argv)
-    if not Path(args.out_dir).is_dir():
+    if args.out_dir is None:
+        if args.cpu is None and args.cli is None:
+            parser.error("give OUT_DIR, or --cpu or --cli for the host sections alone")
+        text = render_host(args.cpu, args.cpu_machine, args.cli)
+    elif not Path(args.out_dir).is_dir():
         parser.error(f"{args.out_dir} is not a folder")
-    text = render(args.out_dir, args.cpu, args.cpu_machine, args.commit, args.ab)
+    else:
+        text = render(args.out_dir, args.cpu, args.cpu_machine, args.commit, args.ab, args.cli)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

@@ -166,3 +166,40 @@ def test_ab_section_from_another_run(tmp_path):
     (other / "baseline.md").write_text((RUN / "bench.md").read_text())
     text = make_results.render(RUN, ab_dir=other)
     assert "## A/B against the baseline tree" in text and "not the run above" in text
+
+
+def test_cpu_section_names_the_shapes_below_the_target(tmp_path):
+    document = {"context": {"num_cpus": 2},
+                "benchmarks": [{"name": "l2_norm/f16/262144x512/manual_time",
+                                "run_type": "iteration", "copy_GBps": 40.0, "ours_GBps": 30.0,
+                                "ratio": 0.75, "label": "2 threads"},
+                               {"name": "l2_norm/f32/131072x512/manual_time",
+                                "run_type": "iteration", "copy_GBps": 40.0, "ours_GBps": 50.0,
+                                "ratio": 1.25, "label": "2 threads"}]}
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(document))
+    text = section(make_results.render(tmp_path, path), "CPU")
+    assert "| 262144 x 512 f16 | 256 | 40.0 | 30.0 | 0.75 |" in text
+    assert "Target ratio >= 0.9 on every shape: missed (262144 x 512 f16); 0.75 .. 1.25." in text
+
+
+def test_cli_section_from_cli_e2e_json():
+    text = make_results.render(RUN, cli=TESTDATA / "cli_e2e.json")
+    cli = section(text, "CLI end to end")
+    assert "| 87381 x 768 f32 | 256 | warm | 0.800 | 0.880 | 1.10 |" in cli
+    assert "| 87381 x 768 f32 | 256 | cold | 1.500 | 1.950 | 1.30 |" in cli
+    assert "median of 5 runs" in " ".join(cli.split())
+    assert "missed (87381 x 768 f32 cold); 1.10 .. 1.30." in cli
+    assert text.index("## CPU") < text.index("## CLI end to end") < text.index("## Against")
+
+
+def test_no_cli_output_no_cli_section():
+    assert "CLI end to end" not in make_results.render(RUN)
+
+
+def test_host_sections_alone_need_no_device_run(tmp_path, capsys):
+    assert make_results.main(["--cpu", str(TESTDATA / "cpu_bench.json"),
+                              "--cli", str(TESTDATA / "cli_e2e.json")]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("## CPU (`l2norm-bench-cpu`)")
+    assert "## CLI end to end" in text and "Card:" not in text

@@ -1,15 +1,17 @@
 // The CPU kernels' unit of data: a 64-byte chunk (one cache line), 16 f32 or 32 f16/bf16
 // elements. Loads and stores move whole chunks or the first part of one; widening turns a chunk
-// into f32 vectors of 16 lanes and narrowing turns them back, lane by lane through the formulas of
-// l2norm/dtype.hpp, so the vector and the scalar conversions are one implementation.
+// into f32 vectors of 16 lanes and narrowing turns them back, bit for bit as the formulas of
+// l2norm/dtype.hpp convert one value. f32 and bf16 go through those formulas lane by lane; f16
+// goes through the F16C (x86-64-v3) or AVX-512 (x86-64-v4) conversion instructions where the
+// kernel's instruction set has them, which give the same bits (see "f16 conversions" below).
 //
 // A 16-bit chunk widens to two vectors, its even and its odd elements (the low and the high halves
-// of its 32-bit lanes), which needs no lane shuffles. Code that sums over a chunk sees that order.
+// of its 32-bit lanes). Code that sums over a chunk sees that order.
 //
 // Every function here is inline and meant to be flattened into an L2NORM_CPU_KERNEL function, so
-// each instruction-set clone gets its own copy. Files that include this header are built with
-// -ffp-contract=off (rounding must not depend on the clone) and -Wno-psabi (the 64-byte vector
-// types cross only these inlined calls, never a real call between clones).
+// each instruction-set version of a kernel gets its own copy. Files that include this header are
+// built with -ffp-contract=off (rounding must not depend on the instruction set) and -Wno-psabi
+// (the 64-byte vector types cross only these inlined calls, never a real call between versions).
 #pragma once
 
 #include <bit>
@@ -23,13 +25,45 @@
 #include <immintrin.h>
 #endif
 
+// L2NORM_CPU_KERNEL(void name(parameters), { body }) defines a kernel function, with every call
+// inside it inlined (flatten).
+//
+// With GCC on x86-64 the kernel is defined once per instruction set, AVX-512 (x86-64-v4), AVX2
+// with F16C (x86-64-v3) and baseline x86-64, and ifunc picks one at load (C++ function
+// multiversioning by `target` attribute). The f16 conversion helpers below are multiversioned the
+// same way, and GCC calls from each kernel version straight into the helper version of the same
+// instruction set, which flatten then inlines. (target_clones cannot do that: its clones share one
+// body, and their calls to a multiversioned helper go through the helper's ifunc.)
+// L2NORM_CPU_ONLY_ISA (0 baseline, 3 x86-64-v3, 4 x86-64-v4), which the tests comparing the
+// instruction sets set, gives the one version of that instruction set instead. Clang refuses
+// flatten on multiversioned functions: its builds (the fuzzers) get one baseline version, as do
+// other architectures.
 #if defined(__x86_64__) && !defined(__clang__)
-// AVX-512 and AVX2 clones for speed, a baseline x86-64 one for portability; ifunc picks at load.
-#define L2NORM_CPU_KERNEL \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), flatten))
+#define L2NORM_CPU_X86_ISAS 1
+// A function built for one instruction set. flatten: a 64-byte vector passed by value between
+// functions of different instruction sets would cross two calling conventions, so no call inside
+// one may stay a call.
+#define L2NORM_CPU_TARGET_V4 __attribute__((target("arch=x86-64-v4"), flatten))
+#define L2NORM_CPU_TARGET_V3 __attribute__((target("arch=x86-64-v3"), flatten))
+#define L2NORM_CPU_TARGET_BASELINE __attribute__((target("default"), flatten))
 #else
-// Clang refuses flatten on multiversioned functions: its builds (the fuzzers) get the baseline.
-#define L2NORM_CPU_KERNEL __attribute__((flatten))
+#define L2NORM_CPU_X86_ISAS 0
+#endif
+
+#if L2NORM_CPU_X86_ISAS && !defined(L2NORM_CPU_ONLY_ISA)
+#define L2NORM_CPU_MULTIVERSIONED 1
+#define L2NORM_CPU_KERNEL(declaration, ...)                                                 \
+  L2NORM_CPU_TARGET_V4 declaration __VA_ARGS__ L2NORM_CPU_TARGET_V3 declaration __VA_ARGS__ \
+      L2NORM_CPU_TARGET_BASELINE declaration __VA_ARGS__
+#else
+#define L2NORM_CPU_MULTIVERSIONED 0
+#if L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 4
+#define L2NORM_CPU_KERNEL(declaration, ...) L2NORM_CPU_TARGET_V4 declaration __VA_ARGS__
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 3
+#define L2NORM_CPU_KERNEL(declaration, ...) L2NORM_CPU_TARGET_V3 declaration __VA_ARGS__
+#else
+#define L2NORM_CPU_KERNEL(declaration, ...) __attribute__((flatten)) declaration __VA_ARGS__
+#endif
 #endif
 
 namespace l2norm::detail::cpu {
@@ -39,6 +73,8 @@ constexpr std::int64_t kChunkBytes = 64;
 
 using F32x16 = float __attribute__((vector_size(64)));
 using U32x16 = std::uint32_t __attribute__((vector_size(64)));
+using U16x32 = std::uint16_t __attribute__((vector_size(64)));
+using U16x16 = std::uint16_t __attribute__((vector_size(32)));
 
 template <DType T>
 struct Storage;
@@ -81,6 +117,166 @@ inline Widened<T> operator*(const Widened<T>& values, float factor) {
   return product;
 }
 
+// ---- f16 conversions ----
+//
+// Three implementations of one chunk's widening and rounding, with the same results bit for bit
+// (tests/cpu/f16_conversion_test.cpp holds them to it over every f16 pattern and every f32 one):
+// - software: the formulas of l2norm/dtype.hpp in 16 lanes;
+// - F16C (x86-64-v3): vcvtph2ps / vcvtps2ph on 8 lanes, with AVX2 shuffles between the chunk's
+//   interleaved layout and the packed one the instructions read and write;
+// - AVX-512 (x86-64-v4): the 16-lane forms, with one word permute each way.
+// The instructions convert exactly; rounding uses imm8 0 (to nearest even, whatever MXCSR says),
+// gives subnormal results and overflows to Inf as the formula does, and keeps a NaN's sign and
+// the top 9 bits of its payload with the quiet bit set, as the formula does. The one difference
+// is in widening: vcvtph2ps quiets a signaling NaN, while the formula keeps the pattern (as a
+// signaling f32 NaN), so a chunk holding any NaN is widened by the formula instead.
+
+namespace f16_convert {
+
+using Halves = Widened<DType::f16>;
+
+inline Halves widen_software(const U32x16& raw) {
+  return {{l2norm::detail::f16_lanes_to_f32<F32x16>(raw & 0xffffu),
+           l2norm::detail::f16_lanes_to_f32<F32x16>(raw >> 16)}};
+}
+
+template <bool kMayBeNaN>
+inline U32x16 narrow_software(const Halves& values) {
+  return l2norm::detail::f32_to_f16_lanes<U32x16, kMayBeNaN>(values.vectors[0]) |
+         (l2norm::detail::f32_to_f16_lanes<U32x16, kMayBeNaN>(values.vectors[1]) << 16);
+}
+
+#if L2NORM_CPU_X86_ISAS
+
+// True when any of the chunk's 32 elements is an f16 NaN (exponent all ones, mantissa nonzero).
+L2NORM_CPU_TARGET_V3 inline bool any_nan_f16c(const U32x16& raw) {
+  __m256i halves[2];
+  std::memcpy(halves, &raw, sizeof raw);
+  const __m256i magnitude = _mm256_set1_epi16(0x7fff);
+  const __m256i infinity = _mm256_set1_epi16(0x7c00);
+  const __m256i nan =
+      _mm256_or_si256(_mm256_cmpgt_epi16(_mm256_and_si256(halves[0], magnitude), infinity),
+                      _mm256_cmpgt_epi16(_mm256_and_si256(halves[1], magnitude), infinity));
+  return !_mm256_testz_si256(nan, nan);
+}
+
+L2NORM_CPU_TARGET_V3 inline Halves widen_f16c(const U32x16& raw) {
+  if (any_nan_f16c(raw)) return widen_software(raw);
+  __m256i halves[2];  // lanes 0-7 and 8-15 of the chunk
+  std::memcpy(halves, &raw, sizeof raw);
+  // In each 128-bit lane, the even elements to the low 8 bytes and the odd ones to the high 8.
+  const __m256i split_lanes =
+      _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12,
+                       13, 2, 3, 6, 7, 10, 11, 14, 15);
+  __m256 even[2];
+  __m256 odd[2];
+  for (int half = 0; half < 2; ++half) {
+    // [e0-3 o0-3 | e4-7 o4-7] -> [e0-7 | o0-7]
+    const __m256i split =
+        _mm256_permute4x64_epi64(_mm256_shuffle_epi8(halves[half], split_lanes), 0xd8);
+    even[half] = _mm256_cvtph_ps(_mm256_castsi256_si128(split));
+    odd[half] = _mm256_cvtph_ps(_mm256_extracti128_si256(split, 1));
+  }
+  Halves values;
+  std::memcpy(&values.vectors[0], even, sizeof even);
+  std::memcpy(&values.vectors[1], odd, sizeof odd);
+  return values;
+}
+
+L2NORM_CPU_TARGET_V3 inline U32x16 narrow_f16c(const Halves& values) {
+  __m256 even[2];
+  __m256 odd[2];
+  std::memcpy(even, &values.vectors[0], sizeof even);
+  std::memcpy(odd, &values.vectors[1], sizeof odd);
+  __m256i halves[2];
+  for (int half = 0; half < 2; ++half) {
+    const __m128i e = _mm256_cvtps_ph(even[half], _MM_FROUND_TO_NEAREST_INT);
+    const __m128i o = _mm256_cvtps_ph(odd[half], _MM_FROUND_TO_NEAREST_INT);
+    halves[half] = _mm256_set_m128i(_mm_unpackhi_epi16(e, o), _mm_unpacklo_epi16(e, o));
+  }
+  U32x16 raw;
+  std::memcpy(&raw, halves, sizeof raw);
+  return raw;
+}
+
+// All-lanes masks: the conversions use the masked (zeroing) forms of their intrinsics, because
+// GCC 12's unmasked ones fill their unused source from _mm512_undefined_*(), which -Wuninitialized
+// reports.
+constexpr __mmask16 kAll16 = 0xffff;
+
+L2NORM_CPU_TARGET_V4 inline Halves widen_avx512(const U32x16& raw) {
+  const auto bits = std::bit_cast<__m512i>(raw);
+  const __mmask32 nan = _mm512_cmpgt_epu16_mask(_mm512_and_si512(bits, _mm512_set1_epi16(0x7fff)),
+                                                _mm512_set1_epi16(0x7c00));
+  if (nan != 0) return widen_software(raw);
+  const auto words = std::bit_cast<U16x32>(raw);
+  const U16x16 even = __builtin_shufflevector(words, words, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                              22, 24, 26, 28, 30);
+  const U16x16 odd = __builtin_shufflevector(words, words, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21,
+                                             23, 25, 27, 29, 31);
+  return {{std::bit_cast<F32x16>(_mm512_maskz_cvtph_ps(kAll16, std::bit_cast<__m256i>(even))),
+           std::bit_cast<F32x16>(_mm512_maskz_cvtph_ps(kAll16, std::bit_cast<__m256i>(odd)))}};
+}
+
+L2NORM_CPU_TARGET_V4 inline U32x16 narrow_avx512(const Halves& values) {
+  const auto even = std::bit_cast<U16x16>(_mm512_maskz_cvtps_ph(
+      kAll16, std::bit_cast<__m512>(values.vectors[0]), _MM_FROUND_TO_NEAREST_INT));
+  const auto odd = std::bit_cast<U16x16>(_mm512_maskz_cvtps_ph(
+      kAll16, std::bit_cast<__m512>(values.vectors[1]), _MM_FROUND_TO_NEAREST_INT));
+  const U16x32 words =
+      __builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8,
+                              24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  return std::bit_cast<U32x16>(words);
+}
+
+#endif  // L2NORM_CPU_X86_ISAS
+
+// widen(raw) and narrow(values, may_be_nan): the implementation of the calling kernel's
+// instruction set. Multiversioned like the kernels; elsewhere the one version the build has.
+#if L2NORM_CPU_MULTIVERSIONED
+L2NORM_CPU_TARGET_BASELINE inline Halves widen(const U32x16& raw) {
+  return widen_software(raw);
+}
+L2NORM_CPU_TARGET_V3 inline Halves widen(const U32x16& raw) {
+  return widen_f16c(raw);
+}
+L2NORM_CPU_TARGET_V4 inline Halves widen(const U32x16& raw) {
+  return widen_avx512(raw);
+}
+L2NORM_CPU_TARGET_BASELINE inline U32x16 narrow(const Halves& values, bool may_be_nan) {
+  return may_be_nan ? narrow_software<true>(values) : narrow_software<false>(values);
+}
+L2NORM_CPU_TARGET_V3 inline U32x16 narrow(const Halves& values, bool) {
+  return narrow_f16c(values);
+}
+L2NORM_CPU_TARGET_V4 inline U32x16 narrow(const Halves& values, bool) {
+  return narrow_avx512(values);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 4
+L2NORM_CPU_TARGET_V4 inline Halves widen(const U32x16& raw) {
+  return widen_avx512(raw);
+}
+L2NORM_CPU_TARGET_V4 inline U32x16 narrow(const Halves& values, bool) {
+  return narrow_avx512(values);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 3
+L2NORM_CPU_TARGET_V3 inline Halves widen(const U32x16& raw) {
+  return widen_f16c(raw);
+}
+L2NORM_CPU_TARGET_V3 inline U32x16 narrow(const Halves& values, bool) {
+  return narrow_f16c(values);
+}
+#else
+inline Halves widen(const U32x16& raw) {
+  return widen_software(raw);
+}
+inline U32x16 narrow(const Halves& values, bool may_be_nan) {
+  return may_be_nan ? narrow_software<true>(values) : narrow_software<false>(values);
+}
+#endif
+
+}  // namespace f16_convert
+
 // ---- conversions; exact, and bit for bit the scalar functions of l2norm/dtype.hpp ----
 
 template <DType T>
@@ -88,8 +284,7 @@ inline Widened<T> widen(const RawOf<T>& raw) {
   if constexpr (T == DType::f32) {
     return {{raw}};
   } else if constexpr (T == DType::f16) {
-    return {{l2norm::detail::f16_lanes_to_f32<F32x16>(raw & 0xffffu),
-             l2norm::detail::f16_lanes_to_f32<F32x16>(raw >> 16)}};
+    return f16_convert::widen(raw);
   } else {
     return {{l2norm::detail::bf16_lanes_to_f32<F32x16>(raw & 0xffffu),
              l2norm::detail::bf16_lanes_to_f32<F32x16>(raw >> 16)}};
@@ -103,8 +298,7 @@ inline RawOf<T> narrow(const Widened<T>& values) {
   if constexpr (T == DType::f32) {
     return values.vectors[0];
   } else if constexpr (T == DType::f16) {
-    return l2norm::detail::f32_to_f16_lanes<U32x16, kMayBeNaN>(values.vectors[0]) |
-           (l2norm::detail::f32_to_f16_lanes<U32x16, kMayBeNaN>(values.vectors[1]) << 16);
+    return f16_convert::narrow(values, kMayBeNaN);
   } else {
     return l2norm::detail::f32_to_bf16_lanes<U32x16, kMayBeNaN>(values.vectors[0]) |
            (l2norm::detail::f32_to_bf16_lanes<U32x16, kMayBeNaN>(values.vectors[1]) << 16);

@@ -42,8 +42,7 @@ void narrow_all(const float* source, void* destination, std::size_t count) {
   }
 }
 
-L2NORM_CPU_KERNEL void widen_dispatch(DType dtype, const void* source, float* destination,
-                                      std::size_t count) {
+void widen_any(DType dtype, const void* source, float* destination, std::size_t count) {
   switch (dtype) {
     case DType::f32:
       widen_all<DType::f32>(source, destination, count);
@@ -57,8 +56,8 @@ L2NORM_CPU_KERNEL void widen_dispatch(DType dtype, const void* source, float* de
   }
 }
 
-L2NORM_CPU_KERNEL void narrow_dispatch(DType dtype, const float* source, void* destination,
-                                       std::size_t count, bool may_be_nan) {
+void narrow_any(DType dtype, const float* source, void* destination, std::size_t count,
+                bool may_be_nan) {
   switch (dtype) {
     case DType::f32:
       narrow_all<DType::f32, true>(source, destination, count);
@@ -79,6 +78,14 @@ L2NORM_CPU_KERNEL void narrow_dispatch(DType dtype, const float* source, void* d
       break;
   }
 }
+
+// The instruction-set versions.
+L2NORM_CPU_KERNEL(void widen_dispatch(DType dtype, const void* source, float* destination,
+                                      std::size_t count),
+                  { widen_any(dtype, source, destination, count); })
+L2NORM_CPU_KERNEL(void narrow_dispatch(DType dtype, const float* source, void* destination,
+                                       std::size_t count, bool may_be_nan),
+                  { narrow_any(dtype, source, destination, count, may_be_nan); })
 
 }  // namespace
 

@@ -174,13 +174,12 @@ inline RowFactor input_factor_as(DType dtype, const void* x, std::int64_t dim,
 }
 
 // A row with a non-finite factor, or an unclamped row whose dot product is not finite (a NaN or
-// Inf in dy or y, or an overflow), has no meaningful gradient: all of its dx is NaN.
-inline void poison_if_not_finite(RowFactor& factor, float dot) {
+// Inf in dy or y, or an overflow), has no meaningful gradient: all of its dx is the default quiet
+// NaN. (Computing it would give each element one of two NaNs, the factor's or the element's,
+// picked by the operand order of a multiply, which differs between instruction-set versions.)
+inline bool has_gradient(const RowFactor& factor, float dot) {
   const bool finite = factor.rare ? std::isfinite(factor.r_f64) : std::isfinite(factor.r);
-  if (!finite || (!factor.clamped && !std::isfinite(dot))) {
-    factor.r = std::numeric_limits<float>::quiet_NaN();
-    factor.r_f64 = std::numeric_limits<double>::quiet_NaN();
-  }
+  return finite && (factor.clamped || std::isfinite(dot));
 }
 
 inline F32x16 gradient(const F32x16& dy, const F32x16& y, float dot, const RowFactor& factor,
@@ -197,7 +196,7 @@ inline F32x16 gradient(const F32x16& dy, const F32x16& y, float dot, const RowFa
 // of dx is written, and the dot product is complete before the first write.
 template <class YBlock>
 inline void backward_row(const Call& call, const void* dy, const YBlock& y_block, void* dx,
-                         RowFactor factor, const BackwardOptions& options) {
+                         const RowFactor& factor, const BackwardOptions& options) {
   float dot = 0.0f;
   if (!factor.clamped) {
     dot = fixed_order_sum(call.dim, [&](std::int64_t first, std::int64_t count) {
@@ -210,16 +209,20 @@ inline void backward_row(const Call& call, const void* dy, const YBlock& y_block
       return pairwise_sum(products);
     });
   }
-  poison_if_not_finite(factor, dot);
+  const bool meaningful = has_gradient(factor, dot);
   for (std::int64_t first = 0; first < call.dim; first += kBlockElements) {
     const std::int64_t count = std::min(kBlockElements, call.dim - first);
-    F32x16 gradients[kVectorsPerBlock];
-    F32x16 outputs[kVectorsPerBlock]{};
-    load_block_as(call.dy_dtype, dy, first, count, gradients);
-    if (!factor.clamped) y_block(first, count, outputs);
     F32x16 result[kVectorsPerBlock];
-    for (std::int64_t v = 0; v < kVectorsPerBlock; ++v) {
-      result[v] = gradient(gradients[v], outputs[v], dot, factor, options);
+    if (meaningful) {
+      F32x16 gradients[kVectorsPerBlock];
+      F32x16 outputs[kVectorsPerBlock]{};
+      load_block_as(call.dy_dtype, dy, first, count, gradients);
+      if (!factor.clamped) y_block(first, count, outputs);
+      for (std::int64_t v = 0; v < kVectorsPerBlock; ++v) {
+        result[v] = gradient(gradients[v], outputs[v], dot, factor, options);
+      }
+    } else {
+      for (F32x16& vector : result) vector = F32x16{} + std::numeric_limits<float>::quiet_NaN();
     }
     store_block_as(call.dtype, dx, first, count, result);
   }
@@ -258,9 +261,9 @@ class RowsCursor {
   std::array<std::int64_t, 3> offsets_{};
 };
 
-// The instruction-set clones of the row loop; every dtype combination shares them.
-L2NORM_CPU_KERNEL void backward_rows(const Call& call, const BackwardOptions& options,
-                                     std::int64_t row_begin, std::int64_t row_end) {
+// The row loop; every dtype combination shares it.
+inline void walk_rows(const Call& call, const BackwardOptions& options, std::int64_t row_begin,
+                      std::int64_t row_end) {
   const auto* dy = static_cast<const char*>(call.dy);
   const auto* y = static_cast<const char*>(call.y);
   auto* dx = static_cast<char*>(call.dx);
@@ -282,6 +285,11 @@ L2NORM_CPU_KERNEL void backward_rows(const Call& call, const BackwardOptions& op
     cursor.advance();
   }
 }
+
+// The instruction-set versions of the row loop.
+L2NORM_CPU_KERNEL(void backward_rows(const Call& call, const BackwardOptions& options,
+                                     std::int64_t row_begin, std::int64_t row_end),
+                  { walk_rows(call, options, row_begin, row_end); })
 
 }  // namespace
 

@@ -54,20 +54,17 @@ inline void normalize_rows_from(const L2NormCall& call, const RowOptions& option
 
 // The instruction-set clones of the row loop, one per input dtype; each holds the loops of the
 // three output dtypes, picked once per range of rows.
-L2NORM_CPU_KERNEL void normalize_rows_f32(const L2NormCall& call, const RowOptions& options,
-                                          std::int64_t row_begin, std::int64_t row_end) {
-  normalize_rows_from<DType::f32>(call, options, row_begin, row_end);
-}
+L2NORM_CPU_KERNEL(void normalize_rows_f32(const L2NormCall& call, const RowOptions& options,
+                                          std::int64_t row_begin, std::int64_t row_end),
+                  { normalize_rows_from<DType::f32>(call, options, row_begin, row_end); })
 
-L2NORM_CPU_KERNEL void normalize_rows_f16(const L2NormCall& call, const RowOptions& options,
-                                          std::int64_t row_begin, std::int64_t row_end) {
-  normalize_rows_from<DType::f16>(call, options, row_begin, row_end);
-}
+L2NORM_CPU_KERNEL(void normalize_rows_f16(const L2NormCall& call, const RowOptions& options,
+                                          std::int64_t row_begin, std::int64_t row_end),
+                  { normalize_rows_from<DType::f16>(call, options, row_begin, row_end); })
 
-L2NORM_CPU_KERNEL void normalize_rows_bf16(const L2NormCall& call, const RowOptions& options,
-                                           std::int64_t row_begin, std::int64_t row_end) {
-  normalize_rows_from<DType::bf16>(call, options, row_begin, row_end);
-}
+L2NORM_CPU_KERNEL(void normalize_rows_bf16(const L2NormCall& call, const RowOptions& options,
+                                           std::int64_t row_begin, std::int64_t row_end),
+                  { normalize_rows_from<DType::bf16>(call, options, row_begin, row_end); })
 
 }  // namespace
 
