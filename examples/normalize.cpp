@@ -1,6 +1,8 @@
 // The README's C++ example: normalize q-like rows on the GPU when one is present, else the CPU,
-// then take the gradient of the normalization.
+// then take the gradient of the normalization, then normalize a q and a k in one dispatch.
+#include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <vector>
 
 #include "l2norm/l2norm.hpp"
@@ -36,6 +38,18 @@ int main() {
     encoder.wait();
     dx.copy_to_host(out.data(), out.size() * sizeof(float));
     std::printf("dx: %.4f %.4f | %.4f %.4f\n", out[0], out[1], out[2], out[3]);
+
+    // q and k in one dispatch (one launch on CUDA), q scaled by 0.5 and k not, k written as bf16.
+    l2norm::Buffer k_out(device, l2norm::DType::bf16, rows * dim);
+    l2norm::l2_norm_pair(encoder, {x.view({rows, dim}), y.view({rows, dim}), std::nullopt,
+                                   {.eps = 1e-6f, .scale = 0.5f}},
+                         {dy.view({rows, dim}), k_out.view({rows, dim})});
+    encoder.wait();
+    y.copy_to_host(out.data(), out.size() * sizeof(float));
+    std::vector<std::uint16_t> k_bits(host.size());
+    k_out.copy_to_host(k_bits.data(), k_bits.size() * sizeof(std::uint16_t));
+    std::printf("pair: q %.1f %.1f | k %.1f %.1f\n", out[0], out[1],
+                l2norm::bf16_bits_to_f32(k_bits[0]), l2norm::bf16_bits_to_f32(k_bits[1]));
     return 0;
   } catch (const l2norm::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());

@@ -5,7 +5,6 @@ formulas, the eager path against the ops, CUDA streams and CUDA-graph capture. T
 where a GPU is and are reported skipped elsewhere."""
 
 import threading
-import time
 
 import pytest
 
@@ -589,19 +588,3 @@ def test_cuda_graph_under_torch_compile():
     torch.testing.assert_close(got, fla_reference(x) * 2.0, atol=2e-2, rtol=8e-3)
 
 
-@needs_cuda
-def test_eager_host_time_on_cuda():
-    """One eager call (32 x 128 bf16) costs at most 10 us of host time: the best mean of 200 calls
-    over 30 repetitions, with the GPU kept ahead by the queue."""
-    x = torch.randn(32, 128, device="cuda", dtype=torch.bfloat16)
-    for _ in range(200):
-        l2norm_torch.l2norm(x)
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(30):
-        start = time.perf_counter_ns()
-        for _ in range(200):
-            l2norm_torch.l2norm(x)
-        best = min(best, (time.perf_counter_ns() - start) / 200 / 1000)
-        torch.cuda.synchronize()
-    assert best <= 10.0, f"{best:.2f} us per call"
