@@ -41,9 +41,10 @@ int main() {
 
     // q and k in one dispatch (one launch on CUDA), q scaled by 0.5 and k not, k written as bf16.
     l2norm::Buffer k_out(device, l2norm::DType::bf16, rows * dim);
-    l2norm::l2_norm_pair(encoder, {x.view({rows, dim}), y.view({rows, dim}), std::nullopt,
-                                   {.eps = 1e-6f, .scale = 0.5f}},
-                         {dy.view({rows, dim}), k_out.view({rows, dim})});
+    l2norm::l2_norm_pair(
+        encoder,
+        {x.view({rows, dim}), y.view({rows, dim}), std::nullopt, {.eps = 1e-6f, .scale = 0.5f}},
+        {dy.view({rows, dim}), k_out.view({rows, dim})});
     encoder.wait();
     y.copy_to_host(out.data(), out.size() * sizeof(float));
     std::vector<std::uint16_t> k_bits(host.size());

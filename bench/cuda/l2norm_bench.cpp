@@ -255,12 +255,13 @@ int main() {
   // each shape of the first table, timed as that table times them.
   {
     l2norm::KernelRegistry& registry = l2norm::KernelRegistry::global();
-    registry.register_source("l2norm_bench_copy.cuh",
-                             "extern \"C\" __global__ void copy16(const uint4* in, uint4* out, "
-                             "long long n) {\n"
-                             "  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;"
-                             " i < n; i += (long long)gridDim.x * blockDim.x) out[i] = in[i];\n"
-                             "}\n");
+    registry.register_source(
+        "l2norm_bench_copy.cuh",
+        "extern \"C\" __global__ void copy16(const uint4* in, uint4* out, "
+        "long long n) {\n"
+        "  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;"
+        " i < n; i += (long long)gridDim.x * blockDim.x) out[i] = in[i];\n"
+        "}\n");
     void* copy_kernel = registry.kernel(device, {"l2norm_bench_copy.cuh", "copy16", {}});
     const unsigned copy_blocks = static_cast<unsigned>(
         properties.multiProcessorCount * (properties.maxThreadsPerMultiProcessor / 256));

@@ -99,8 +99,8 @@ const ExchangeApi* exchange_api_of(PyTypeObject* type) {
     if (entry.type == type) return entry.api;
   }
   const ExchangeApi* api = nullptr;
-  PyObject* capsule = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type),
-                                             "__dlpack_c_exchange_api__");
+  PyObject* capsule =
+      PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__dlpack_c_exchange_api__");
   if (capsule == nullptr) {
     PyErr_Clear();
   } else {
@@ -185,8 +185,8 @@ class Arg {
       return;
     }
     // convert=false: never a copy (a copy would leave an output unwritten).
-    const bool imported = writable ? nb::try_cast(object, writable_, false)
-                                   : nb::try_cast(object, read_only_, false);
+    const bool imported =
+        writable ? nb::try_cast(object, writable_, false) : nb::try_cast(object, read_only_, false);
     if (!imported) {
       throw nb::type_error((std::string(op) + ": " + role + " is not a " +
                             (writable ? "writable " : "") +
@@ -196,8 +196,7 @@ class Arg {
     }
     const DLDataType dtype = writable ? DLDataType{writable_.dtype().code, writable_.dtype().bits,
                                                    writable_.dtype().lanes}
-                                      : DLDataType{read_only_.dtype().code,
-                                                   read_only_.dtype().bits,
+                                      : DLDataType{read_only_.dtype().code, read_only_.dtype().bits,
                                                    read_only_.dtype().lanes};
     const auto pick = [&](const auto& array) {
       set(const_cast<void*>(static_cast<const void*>(array.data())),
@@ -259,9 +258,10 @@ class Arg {
         for (std::size_t j = 0; j < rank; ++j) {
           dims += (j ? ", " : "") + std::to_string(shape[j]) + ":" + std::to_string(strides[j]);
         }
-        throw invalid(std::string(op) + ": " + role +
-                      " must hold one value per row in row-major order with one stride (size:stride " +
-                      dims + ")");
+        throw invalid(
+            std::string(op) + ": " + role +
+            " must hold one value per row in row-major order with one stride (size:stride " + dims +
+            ")");
       }
       inner *= shape[i];
     }
@@ -408,8 +408,8 @@ void l2_norm_backward(nb::handle dy, nb::handle y, nb::handle rstd, nb::handle d
   });
 }
 
-void l2_norm_backward_from_input(nb::handle dy, nb::handle x, nb::handle dx, float eps,
-                                 float scale, bool clamp, Stream stream, bool bf16_bits) {
+void l2_norm_backward_from_input(nb::handle dy, nb::handle x, nb::handle dx, float eps, float scale,
+                                 bool clamp, Stream stream, bool bf16_bits) {
   constexpr const char* op = "l2_norm_backward_from_input";
   const Arg dy_arg(dy, false, bf16_bits, false, op, "dy");
   const Arg x_arg(x, false, bf16_bits, false, op, "x");
@@ -487,7 +487,8 @@ void prewarm(const std::string& device, const std::string& dtype, std::int64_t d
   } else if (!prewarm_two_dtypes(parsed_device, parsed_dtype, parsed_out, dim, options)) {
     throw l2norm::Error(l2norm::ErrorCode::unsupported,
                         "prewarm_l2_norm: this build of the library has no output dtype other "
-                        "than the input's (" + dtype + " in, " + *out_dtype + " out)");
+                        "than the input's (" +
+                            dtype + " in, " + *out_dtype + " out)");
   }
 }
 
@@ -582,16 +583,16 @@ NB_MODULE(_core, m) {
          kStreamDoc)
             .c_str());
   m.def("l2_norm_backward", &l2_norm_backward, nb::arg("dy"), nb::arg("y"), nb::arg("rstd"),
-        nb::arg("dx"), nb::arg("eps"), nb::arg("scale"), nb::arg("clamp"),
-        nb::arg("stream").none(), nb::arg("bf16_bits"),
+        nb::arg("dx"), nb::arg("eps"), nb::arg("scale"), nb::arg("clamp"), nb::arg("stream").none(),
+        nb::arg("bf16_bits"),
         (std::string("Writes into `dx` the gradient of l2_norm with respect to its input, from "
                      "`dy` (the gradient of its output), the forward's output `y` (computed with "
                      "scale 1) and its f32 `rstd`; `dx` may be `dy` (in place).") +
          kStreamDoc)
             .c_str());
   m.def("l2_norm_backward_from_input", &l2_norm_backward_from_input, nb::arg("dy"), nb::arg("x"),
-        nb::arg("dx"), nb::arg("eps"), nb::arg("scale"), nb::arg("clamp"),
-        nb::arg("stream").none(), nb::arg("bf16_bits"),
+        nb::arg("dx"), nb::arg("eps"), nb::arg("scale"), nb::arg("clamp"), nb::arg("stream").none(),
+        nb::arg("bf16_bits"),
         (std::string("Writes into `dx` the gradient of l2_norm with respect to its input `x`, "
                      "from `dy` and `x` alone (the norm is recomputed); `dx` may be `dy`.") +
          kStreamDoc)

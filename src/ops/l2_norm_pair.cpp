@@ -29,8 +29,8 @@ bool check_target(const L2NormTarget& target, std::string_view which) {
     std::string_view message = error.what();
     constexpr std::string_view kInner = "l2_norm: ";
     if (message.starts_with(kInner)) message.remove_prefix(kInner.size());
-    throw Error(error.code(), std::string(kOp) + ": " + std::string(which) + " target: " +
-                                  std::string(message));
+    throw Error(error.code(),
+                std::string(kOp) + ": " + std::string(which) + " target: " + std::string(message));
   }
 }
 
@@ -54,8 +54,7 @@ void check_rstd_apart(std::string_view rstd_name, const TensorView& rstd,
   const ByteSpan a = byte_span(rstd);
   const ByteSpan b = byte_span(other);
   if (a.first < b.end && b.first < a.end) {
-    detail::invalid_argument(kOp, std::string(rstd_name) + " overlaps " +
-                                      std::string(other_name) +
+    detail::invalid_argument(kOp, std::string(rstd_name) + " overlaps " + std::string(other_name) +
                                       " (a target's outputs must share no memory with the other "
                                       "target's views)");
   }
@@ -109,8 +108,7 @@ void l2_norm_pair(CommandEncoder& encoder, const L2NormTarget& first, const L2No
   };
   if (first_rows && second_rows) {
     const detail::L2NormPairCall call{call_of(first), call_of(second), first.input.dtype(),
-                                      first.input.rows() + second.input.rows(),
-                                      first.input.dim()};
+                                      first.input.rows() + second.input.rows(), first.input.dim()};
     detail::dispatch(encoder, "l2_norm_pair", call);
   } else if (first_rows || second_rows) {
     detail::dispatch(encoder, "l2_norm_pair", call_of(first_rows ? first : second));

@@ -42,8 +42,8 @@ struct TargetSpec {
 
 TargetSpec contiguous(DType dtype, std::int64_t rows, std::int64_t dim, L2NormOptions options,
                       bool with_rstd, std::uint64_t seed) {
-  return {dtype, {rows, dim}, rows * dim, 0, {dim, 1}, 0, {dim, 1}, false, with_rstd, options,
-          seed};
+  return {dtype,    {rows, dim}, rows * dim, 0,       {dim, 1}, 0,
+          {dim, 1}, false,       with_rstd,  options, seed};
 }
 
 std::int64_t rows_of(const TargetSpec& spec) {
@@ -86,9 +86,9 @@ class Target {
     const std::int64_t offset = output ? spec_.out_offset : spec_.in_offset;
     const auto& strides = output ? spec_.out_strides : spec_.in_strides;
     const DType dtype = output ? spec_.output_dtype() : spec_.dtype;
-    return TensorView(static_cast<std::byte*>(buffer.data()) +
-                          offset * std::int64_t(dtype_size(dtype)),
-                      dtype, buffer.device(), spec_.shape, strides);
+    return TensorView(
+        static_cast<std::byte*>(buffer.data()) + offset * std::int64_t(dtype_size(dtype)), dtype,
+        buffer.device(), spec_.shape, strides);
   }
   TensorView rstd_view() const {
     return TensorView(rstd_.data(), DType::f32, rstd_.device(), {rows_of(spec_)});
@@ -132,8 +132,8 @@ class L2NormPair : public OnEveryBackend {
   // Runs the pair (twice, for determinism) and each target's own l2_norm call on fresh copies of
   // the same storages; expects one dispatch and every storage bit for bit equal. Returns the
   // pair's variant name.
-  std::string expect_as_two_calls(const TargetSpec& a, const TargetSpec& b,
-                                  const std::string& what, const HostTensor* a_values = nullptr,
+  std::string expect_as_two_calls(const TargetSpec& a, const TargetSpec& b, const std::string& what,
+                                  const HostTensor* a_values = nullptr,
                                   const HostTensor* b_values = nullptr) {
     const HostTensor va =
         a_values ? *a_values : random_tensor(a.dtype, std::size_t(a.storage), a.seed);
@@ -196,9 +196,9 @@ TEST_P(L2NormPair, QAndKOfAFusedProjection) {
             const std::int64_t row = (hq + 2 * hk) * D;
             const L2NormOptions q_options{.eps = 1e-6f, .scale = 1.0f / std::sqrt(float(D))};
             const L2NormOptions k_options{.eps = 1e-6f};
-            const TargetSpec q{dtype,      {tokens, hq, D}, tokens * row, 0,
-                               {row, D, 1}, 0,               {hq * D, D, 1}, false,
-                               with_rstd,  q_options,       11};
+            const TargetSpec q{dtype, {tokens, hq, D}, tokens * row, 0,         {row, D, 1},
+                               0,     {hq * D, D, 1},  false,        with_rstd, q_options,
+                               11};
             const TargetSpec k{dtype,
                                {tokens, hk, D},
                                tokens * row,
@@ -211,10 +211,10 @@ TEST_P(L2NormPair, QAndKOfAFusedProjection) {
                                with_rstd,
                                k_options,
                                12};
-            const std::string what = std::string(dtype_name(dtype)) + " T=" +
-                                     std::to_string(tokens) + " Hq=" + std::to_string(hq) +
-                                     " Hk=" + std::to_string(hk) +
-                                     (with_rstd ? " rstd" : "") + (k_in_place ? " k in place" : "");
+            const std::string what = std::string(dtype_name(dtype)) +
+                                     " T=" + std::to_string(tokens) + " Hq=" + std::to_string(hq) +
+                                     " Hk=" + std::to_string(hk) + (with_rstd ? " rstd" : "") +
+                                     (k_in_place ? " k in place" : "");
             const std::string variant = expect_as_two_calls(q, k, what);
             if (device().is_cuda()) {
               EXPECT_EQ(variant.rfind("l2_norm_pair<", 0), 0u) << what << ": " << variant;
@@ -245,11 +245,10 @@ TEST_P(L2NormPair, TargetsOfDifferentDTypesDimsAndOptions) {
   };
   for (const Case& c : cases) {
     for (const bool with_rstd : {false, true}) {
-      const std::string what = std::string(dtype_name(c.a_dtype)) + " " +
-                               std::to_string(c.a_rows) + "x" + std::to_string(c.a_dim) + " + " +
-                               std::string(dtype_name(c.b_dtype)) + " " +
-                               std::to_string(c.b_rows) + "x" + std::to_string(c.b_dim) +
-                               (with_rstd ? " rstd" : "");
+      const std::string what = std::string(dtype_name(c.a_dtype)) + " " + std::to_string(c.a_rows) +
+                               "x" + std::to_string(c.a_dim) + " + " +
+                               std::string(dtype_name(c.b_dtype)) + " " + std::to_string(c.b_rows) +
+                               "x" + std::to_string(c.b_dim) + (with_rstd ? " rstd" : "");
       const std::string variant = expect_as_two_calls(
           contiguous(c.a_dtype, c.a_rows, c.a_dim, c.a_options, with_rstd, 21),
           contiguous(c.b_dtype, c.b_rows, c.b_dim, c.b_options, with_rstd, 22), what);
@@ -269,8 +268,8 @@ TEST_P(L2NormPair, OutputDTypesApartFromTheInputs) {
         a.out_dtype = out;
         TargetSpec b = contiguous(out, 9, 96, {.eps_mode = EpsMode::clamp}, with_rstd, 62);
         b.out_dtype = in;
-        const std::string what = std::string(dtype_name(in)) + "->" +
-                                 std::string(dtype_name(out)) + (with_rstd ? " rstd" : "");
+        const std::string what = std::string(dtype_name(in)) + "->" + std::string(dtype_name(out)) +
+                                 (with_rstd ? " rstd" : "");
         const std::string variant = expect_as_two_calls(a, b, what);
         if (device().is_cuda()) {
           EXPECT_EQ(variant.rfind("l2_norm_pair<", 0), 0u) << what;
@@ -318,10 +317,9 @@ TEST_P(L2NormPair, SpecialRows) {
       const L2NormOptions options{.eps = 1e-6f, .eps_mode = mode};
       const TargetSpec a = contiguous(dtype, rows, kDim, options, true, 0);
       TargetSpec b = contiguous(dtype, rows, kDim, {.scale = 0.125f, .eps_mode = mode}, true, 0);
-      expect_as_two_calls(a, b,
-                          std::string(dtype_name(dtype)) + " special " +
-                              std::string(eps_mode_name(mode)),
-                          &values, &values);
+      expect_as_two_calls(
+          a, b, std::string(dtype_name(dtype)) + " special " + std::string(eps_mode_name(mode)),
+          &values, &values);
     }
   }
 }
@@ -329,7 +327,7 @@ TEST_P(L2NormPair, SpecialRows) {
 // A target with zero rows (no tokens) is skipped; the other runs as its l2_norm call.
 TEST_P(L2NormPair, EmptyTarget) {
   for (const bool first_empty : {true, false}) {
-    const TargetSpec empty{DType::bf16, {0, 4, 128}, 1, 0, {512, 128, 1}, 0, {512, 128, 1},
+    const TargetSpec empty{DType::bf16, {0, 4, 128}, 1,  0, {512, 128, 1}, 0, {512, 128, 1},
                            false,       false,       {}, 1};
     const TargetSpec full = contiguous(DType::bf16, 10, 128, {}, true, 51);
     const HostTensor empty_values(DType::bf16, 1);
@@ -403,23 +401,25 @@ class L2NormPairValidation : public OnEveryBackend {
 };
 
 TEST_P(L2NormPairValidation, EachTargetIsCheckedAsL2Norm) {
-  const TensorView every_other(static_cast<float*>(storage_->data()) + 2 * kRows * kDim,
-                               DType::f32, device(), {kRows, kDim / 2}, {kDim, 2});
+  const TensorView every_other(static_cast<float*>(storage_->data()) + 2 * kRows * kDim, DType::f32,
+                               device(), {kRows, kDim / 2}, {kDim, 2});
   expect_error({view(0, 0), every_other}, {view(1), view(3)}, "first target: ");
   expect_error({view(0), view(2)}, {view(1), view(3), rstd(7), {.eps = -1.0f}},
                "second target: eps");
-  const TensorView short_rows(static_cast<float*>(storage_->data()) + 3 * kRows * kDim,
-                              DType::f32, device(), {kRows, kDim - 1});
+  const TensorView short_rows(static_cast<float*>(storage_->data()) + 3 * kRows * kDim, DType::f32,
+                              device(), {kRows, kDim - 1});
   expect_error({view(0), view(2)}, {view(1), short_rows}, "second target: ");
 }
 
 TEST_P(L2NormPairValidation, OutputsShareNoMemoryWithTheOtherTarget) {
   // The second output is the first input: in place for one call, a race for the pair.
-  expect_error({view(0), view(2)}, {view(1), view(0)}, "second output is the same memory as "
-                                                       "first input");
+  expect_error({view(0), view(2)}, {view(1), view(0)},
+               "second output is the same memory as "
+               "first input");
   expect_error({view(0), view(2)}, {view(1), view(2, 4)}, "first output overlaps second output");
-  expect_error({view(0), view(2)}, {view(2), view(3)}, "first output is the same memory as "
-                                                       "second input");
+  expect_error({view(0), view(2)}, {view(2), view(3)},
+               "first output is the same memory as "
+               "second input");
   expect_error({view(0), view(2), rstd(3)}, {view(1), view(3)}, "first rstd overlaps second");
   expect_error({view(0), view(2), rstd(7)}, {view(1), view(6), rstd(7, 2)},
                "first rstd overlaps second rstd");
@@ -445,8 +445,7 @@ TEST_P(L2NormPairValidation, DevicesMustMatchTheEncoder) {
     l2_norm_pair(encoder, {view(0), view(2)}, {view(1), view(3)});
     ADD_FAILURE() << "no error";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("l2_norm_pair: "), std::string::npos)
-        << error.what();
+    EXPECT_NE(std::string(error.what()).find("l2_norm_pair: "), std::string::npos) << error.what();
   }
 }
 

@@ -33,7 +33,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   if (static_cast<long long>(blockIdx.x) < first_blocks) {
     l2_norm_rows_body<PairFirstConfig>(first, blockIdx.x, first_blocks, scratch_f32, scratch_f64);
   } else {
-    l2_norm_rows_body<PairSecondConfig>(second, blockIdx.x - first_blocks,
-                                        gridDim.x - first_blocks, scratch_f32, scratch_f64);
+    l2_norm_rows_body<PairSecondConfig>(second, blockIdx.x - first_blocks, gridDim.x - first_blocks,
+                                        scratch_f32, scratch_f64);
   }
 }
