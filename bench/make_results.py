@@ -392,12 +392,13 @@ def targets_section(run):
                      if value is None or value < BACKWARD_LARGE_RATIO]
         low_any = [f"{name} {value:.3f}" for name, value in values
                    if value is None or value < BACKWARD_RATIO]
-        result = (f"{'missed' if low_large else 'met'} on {len(large)} large shapes"
-                  + (": " + ", ".join(low_large) if low_large else ""))
+        result = (f"{'missed' if low_large else 'met'}: {len(large) - len(low_large)} of "
+                  f"{len(large)} large shapes meet it" + ("; below: " + ", ".join(low_large)
+                                                   if low_large else ""))
         out.append(f"| backward ratio >= {BACKWARD_LARGE_RATIO} on the large regular shapes | "
                    f"{result} |")
-        result = (f"{'missed' if low_any else 'met'} on {len(values)} shapes"
-                  + (": " + ", ".join(low_any) if low_any else ""))
+        result = (f"{'missed' if low_any else 'met'}: {len(values) - len(low_any)} of "
+                  f"{len(values)} shapes meet it" + ("; below: " + ", ".join(low_any) if low_any else ""))
         out.append(f"| backward ratio >= {BACKWARD_RATIO} on every shape | {result} |")
     else:
         out.append(f"| backward ratios | {NOT_RUN} |")
