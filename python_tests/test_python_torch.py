@@ -319,6 +319,25 @@ def test_eager_path_matches_the_ops_bitwise(dtype):
     assert torch.equal(eager, op)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_eager_path_outputs_of_every_layout(device):
+    # The eager path allocates like x where x is contiguous (even with odd strides on dims of
+    # size 1) and contiguous otherwise; each result is the op's, and dense with a unit last stride.
+    base = torch.randn(6, 1, 64, device=device)
+    odd = base.as_strided((6, 1, 64), (64, 1000, 1))
+    transposed = torch.randn(64, 6, device=device).t()
+    sliced = torch.randn(6, 3, 64, device=device)[:, 1]
+    for x in (odd, sliced, transposed.contiguous(), base[:, :, ::1]):
+        for out_dtype in (None, torch.bfloat16):
+            y = l2norm_torch.l2norm(x, 1e-6, out_dtype)
+            assert y.dtype == (out_dtype or x.dtype) and y.shape == x.shape
+            assert y.stride()[-1] == 1 and y.is_contiguous()
+            assert torch.equal(y, ops.l2_norm(x, 1e-6, 1.0, "add", out_dtype))
+    # A last dim that is not unit-stride is the library's error, as through the op.
+    with pytest.raises(ValueError, match="last-dim stride is 6, must be 1"):
+        l2norm_torch.l2norm(transposed)
+
+
 def test_modes_and_the_profiler_see_the_op():
     from torch.utils._python_dispatch import TorchDispatchMode
 

@@ -349,8 +349,27 @@ class _EagerWithRstd(torch.autograd.Function):
         return backward(_unit_last_stride(dy), y, rstd, eps, 1.0, eps_mode, x_dtype), None, None, None
 
 
-def _normalized(x: torch.Tensor, eps: float, eps_mode: str,
+# The eager path of the wrappers: _core allocates and normalizes a plain eager call itself (the
+# checks of _eager, the allocation and the kernel with no Python code between), and returns None
+# for any other call, which then goes through the Python below. torch.compile never reaches it:
+# is_compiling() is True while dynamo traces.
+if _EXCHANGE:
+    _core._set_eager_torch(torch.Tensor, torch.empty_like, torch.contiguous_format,
+                           torch.is_grad_enabled,
+                           [_function_mode, _dispatch_modes, _functorch, _profiling])
+_eager_l2_norm = _core._eager_l2_norm
+
+
+def _normalized(x: torch.Tensor, eps: float, clamp: bool,
                 out_dtype: Optional[torch.dtype]) -> torch.Tensor:
+    if _EXCHANGE and not _is_compiling():
+        try:
+            y = _eager_l2_norm(x, eps, clamp, out_dtype)
+        except L2NormError as error:
+            raise _explained(error, x) from None
+        if y is not None:
+            return y
+    eps_mode = "clamp" if clamp else "add"
     grad = x.requires_grad and _grad_enabled()
     if _eager(x):
         if grad:
@@ -368,7 +387,7 @@ def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-12,
     ``ValueError``). `eps_mode="add"` gives ``x / sqrt(sum(x**2) + eps)`` instead."""
     if dim != -1 and dim != x.dim() - 1:
         raise ValueError(f"l2norm.torch.normalize: dim={dim}; only the last dimension is supported")
-    return _normalized(x, eps, eps_mode, None)
+    return _normalized(x, eps, _clamp(eps_mode), None)
 
 
 def l2norm(x: torch.Tensor, eps: float = 1e-6,
@@ -377,7 +396,7 @@ def l2norm(x: torch.Tensor, eps: float = 1e-6,
     over the last dimension in f32, returned as `output_dtype` (default x's dtype). With grad the
     forward saves y and its f32 rstd, and the backward computes ``rstd * (dy - (dy . y) y)`` into
     x's dtype."""
-    return _normalized(x, eps, "add", output_dtype)
+    return _normalized(x, eps, False, output_dtype)
 
 
 l2_norm = l2norm

@@ -522,6 +522,81 @@ std::vector<std::pair<std::string, std::uintptr_t>> cuda_encoder_streams() {
   return streams;
 }
 
+// ---- the PyTorch eager path ----
+// l2norm.torch's wrappers (l2norm, normalize) call eager_l2_norm first: for a plain eager call it
+// allocates the output and normalizes into it with no Python code between, which is most of a
+// decode step's call. torch.py hands over at import what the path needs from PyTorch (the tensor
+// type, empty_like, its memory format, is_grad_enabled and the checks that veto the path), so this
+// module does not link PyTorch.
+struct EagerTorch {
+  PyObject* tensor_type = nullptr;
+  PyObject* empty_like = nullptr;
+  PyObject* contiguous_format = nullptr;
+  PyObject* grad_enabled = nullptr;
+  // No-argument callables; a true result from any means the call is not a plain eager one (a
+  // mode, a functorch transform or the profiler is active), so the dispatcher must see it.
+  std::vector<PyObject*> vetoes;
+  PyObject* out_kwnames = nullptr;  // ("dtype", "memory_format")
+};
+EagerTorch* eager_torch = nullptr;  // set once, never freed (as the interned names below)
+
+void set_eager_torch(nb::handle tensor_type, nb::handle empty_like, nb::handle contiguous_format,
+                     nb::handle grad_enabled, const std::vector<nb::handle>& vetoes) {
+  auto* state = new EagerTorch;
+  state->tensor_type = nb::handle(tensor_type).inc_ref().ptr();
+  state->empty_like = nb::handle(empty_like).inc_ref().ptr();
+  state->contiguous_format = nb::handle(contiguous_format).inc_ref().ptr();
+  state->grad_enabled = nb::handle(grad_enabled).inc_ref().ptr();
+  for (nb::handle veto : vetoes) state->vetoes.push_back(nb::handle(veto).inc_ref().ptr());
+  state->out_kwnames = nb::make_tuple("dtype", "memory_format").release().ptr();
+  eager_torch = state;
+}
+
+// The truth of a new reference from a Python call (consumed); a Python error propagates.
+bool truth_of(PyObject* result) {
+  if (result == nullptr) throw nb::python_error();
+  const int truth = PyObject_IsTrue(result);
+  Py_DECREF(result);
+  if (truth < 0) throw nb::python_error();
+  return truth != 0;
+}
+
+// y = l2_norm(x) into a new tensor (out_dtype, default x's; like x where x is contiguous, else
+// contiguous) for a plain eager call: x a torch.Tensor (no subclass) not needing grad, no veto
+// true, not a lazily negated view. None otherwise, and then nothing is allocated or run.
+nb::object eager_l2_norm(nb::handle x, float eps, bool clamp, nb::handle out_dtype) {
+  static PyObject* const requires_grad = PyUnicode_InternFromString("requires_grad");
+  static PyObject* const is_neg = PyUnicode_InternFromString("is_neg");
+  static PyObject* const is_contiguous = PyUnicode_InternFromString("is_contiguous");
+  const EagerTorch* torch = eager_torch;
+  // Without the exchange API (switched off for tests) the tensor would need detaching and its
+  // stream naming, which the Python path does.
+  if (torch == nullptr || reinterpret_cast<PyObject*>(Py_TYPE(x.ptr())) != torch->tensor_type ||
+      exchange_api_of(Py_TYPE(x.ptr())) == nullptr) {
+    return nb::none();
+  }
+  if (truth_of(PyObject_GetAttr(x.ptr(), requires_grad)) &&
+      truth_of(PyObject_CallNoArgs(torch->grad_enabled))) {
+    return nb::none();
+  }
+  for (PyObject* veto : torch->vetoes) {
+    if (truth_of(PyObject_CallNoArgs(veto))) return nb::none();
+  }
+  if (truth_of(PyObject_CallMethodNoArgs(x.ptr(), is_neg))) return nb::none();
+  PyObject* y = nullptr;
+  if (out_dtype.is_none() && truth_of(PyObject_CallMethodNoArgs(x.ptr(), is_contiguous))) {
+    PyObject* arguments[] = {x.ptr()};
+    y = PyObject_Vectorcall(torch->empty_like, arguments, 1, nullptr);
+  } else {
+    PyObject* arguments[] = {x.ptr(), out_dtype.ptr(), torch->contiguous_format};
+    y = PyObject_Vectorcall(torch->empty_like, arguments, 1, torch->out_kwnames);
+  }
+  if (y == nullptr) throw nb::python_error();
+  nb::object output = nb::steal(y);
+  l2_norm(x, output, nb::none(), eps, 1.0f, clamp, std::nullopt, false);
+  return output;
+}
+
 bool has_exchange_api(nb::handle object) {
   return exchange_api_of(Py_TYPE(object.ptr())) != nullptr;
 }
@@ -629,6 +704,13 @@ NB_MODULE(_core, m) {
         "Every thread then uses it for that stream. No-op for 'cpu'.");
   m.def("cuda_encoder_streams", &cuda_encoder_streams,
         "The (device, stream) pairs that have a CUDA encoder in this process.");
+  m.def("_set_eager_torch", &set_eager_torch, nb::arg("tensor_type"), nb::arg("empty_like"),
+        nb::arg("contiguous_format"), nb::arg("grad_enabled"), nb::arg("vetoes"),
+        "l2norm.torch: what _eager_l2_norm needs from PyTorch (set once at import).");
+  m.def("_eager_l2_norm", &eager_l2_norm, nb::arg("x"), nb::arg("eps"), nb::arg("clamp"),
+        nb::arg("out_dtype").none(),
+        "l2norm.torch: l2_norm of a plain eager call into a new tensor (scale 1, no rstd, the "
+        "current stream), or None (nothing done) where the call must go through the dispatcher.");
   m.def("has_exchange_api", &has_exchange_api, nb::arg("array"),
         "True when `array`'s type offers the DLPack C exchange API (`__dlpack_c_exchange_api__`, "
         "DLPack 1.x), which the ops use to view it and find its stream with no Python calls.");
