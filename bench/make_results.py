@@ -54,8 +54,10 @@ HOST_MARGIN_US = 1.0
 BACKWARD_LARGE_SHAPES = ["524288 x 128 bf16", "65536 x 128 f32", "100000 x 4096 bf16"]
 BACKWARD_LARGE_RATIO = 0.95
 BACKWARD_RATIO = 0.9
-COLD_MS = 500.0
-WARM_MS = 20.0
+COLD_MS = 300.0
+WARM_MS = 1.0
+# Host time of one eager PyTorch call (32 x 128 bf16, CUDA) through l2norm.torch.
+EAGER_HOST_US = 10.0
 
 NOT_RUN = "not run"
 WIDTH = 100
@@ -412,6 +414,20 @@ def targets_section(run):
         result = NOT_RUN
     out.append(f"| host time per dispatch within {HOST_MARGIN_US:.0f} us of an empty-kernel "
                f"launch | {result} |")
+
+    eager = next((table for table in run.peer_tables
+                  if table.header and table.header[0].lower().startswith("host time per eager")),
+                 None)
+    row = next((row for row in eager.rows if row[0].startswith("l2norm")), None) if eager else None
+    value = number(row[1]) if row else None
+    if value is not None:
+        others = ", ".join(f"{other[0]} {other[1]} us" for other in eager.rows if other is not row)
+        result = (f"{'met' if value <= EAGER_HOST_US else 'missed'}: {value:.2f} us"
+                  + (f" ({others})" if others else ""))
+    else:
+        result = NOT_RUN
+    out.append(f"| host time of one eager PyTorch call (32 x 128 bf16) <= {EAGER_HOST_US:.0f} us "
+               f"| {result} |")
 
     compiles = run.bench_table("compiles")
     if compiles and compiles.rows:

@@ -42,9 +42,12 @@ def test_full_run_has_every_section_and_the_run_header():
     assert "met: 0.960 .. 1.002 over 5 shapes" in targets
     assert "1.14x (32 x 128 bf16), 1.19x (2048 x 128 bf16)" in targets
     assert "met: 2.82 us vs 3.34 us" in targets
-    # That run predates the backward table: its target row alone says so.
+    # That run predates the backward table and peers.py's host-time table: their target rows
+    # alone say so.
     assert "| backward ratios | not run |" in targets
-    assert "not run" not in text.replace("| backward ratios | not run |", "")
+    assert "(32 x 128 bf16) <= 10 us | not run |" in targets
+    assert "not run" not in text.replace("| backward ratios | not run |", "").replace(
+        "(32 x 128 bf16) <= 10 us | not run |", "")
 
 
 def test_missing_pieces_are_reported_as_not_run(tmp_path):
@@ -56,7 +59,20 @@ def test_missing_pieces_are_reported_as_not_run(tmp_path):
     assert "not run (no bench.md)" in section(text, "l2norm")
     assert "not run (no peers.md)" in section(text, "Peers")
     assert "not run (no CPU bench output given)" in section(text, "CPU")
-    assert section(text, "Against the targets").count("| not run |") == 5
+    assert section(text, "Against the targets").count("| not run |") == 6
+
+
+def test_eager_host_time_target_reads_the_peers_table(tmp_path):
+    for name in ("summary.md", "bench.md"):
+        (tmp_path / name).write_text((RUN / name).read_text())
+    host = ("\n| host time per eager call, 32 x 128 bf16 | us |\n|---|---|\n"
+            "| l2norm.torch.l2norm | {} |\n| F.normalize | 27.10 |\n")
+    (tmp_path / "peers.md").write_text((RUN / "peers.md").read_text() + host.format("7.50"))
+    targets = section(make_results.render(tmp_path), "Against the targets")
+    assert "| met: 7.50 us (F.normalize 27.10 us) |" in targets
+    (tmp_path / "peers.md").write_text((RUN / "peers.md").read_text() + host.format("10.20"))
+    targets = section(make_results.render(tmp_path), "Against the targets")
+    assert "| missed: 10.20 us (F.normalize 27.10 us) |" in targets
 
 
 def test_backward_targets(tmp_path):
