@@ -386,16 +386,66 @@ inline void store_partial(ElementOf<T>* destination, const RawOf<T>& raw, std::i
   std::memcpy(destination, &raw, static_cast<std::size_t>(count) * sizeof(ElementOf<T>));
 }
 
+#if defined(__x86_64__)
+namespace streaming {
+
+// The 16-byte pieces every x86-64 has.
+inline void store_line_sse2(void* destination, const U32x16& line) {
+  __m128i pieces[4];
+  std::memcpy(pieces, &line, sizeof line);
+  auto* target = static_cast<__m128i*>(destination);
+  for (int i = 0; i < 4; ++i) _mm_stream_si128(target + i, pieces[i]);
+}
+
+#if L2NORM_CPU_X86_ISAS
+L2NORM_CPU_TARGET_V3 inline void store_line_avx2(void* destination, const U32x16& line) {
+  __m256i halves[2];
+  std::memcpy(halves, &line, sizeof line);
+  auto* target = static_cast<__m256i*>(destination);
+  _mm256_stream_si256(target, halves[0]);
+  _mm256_stream_si256(target + 1, halves[1]);
+}
+
+L2NORM_CPU_TARGET_V4 inline void store_line_avx512(void* destination, const U32x16& line) {
+  _mm512_stream_si512(static_cast<__m512i*>(destination), std::bit_cast<__m512i>(line));
+}
+#endif
+
+// store_line(destination, line): the widest non-temporal store of the calling kernel's instruction
+// set, one instruction per line where AVX-512 has it. Multiversioned like the f16 conversions.
+#if L2NORM_CPU_MULTIVERSIONED
+L2NORM_CPU_TARGET_BASELINE inline void store_line(void* destination, const U32x16& line) {
+  store_line_sse2(destination, line);
+}
+L2NORM_CPU_TARGET_V3 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx2(destination, line);
+}
+L2NORM_CPU_TARGET_V4 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx512(destination, line);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 4
+L2NORM_CPU_TARGET_V4 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx512(destination, line);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 3
+L2NORM_CPU_TARGET_V3 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx2(destination, line);
+}
+#else
+inline void store_line(void* destination, const U32x16& line) {
+  store_line_sse2(destination, line);
+}
+#endif
+
+}  // namespace streaming
+#endif
+
 // Non-temporal store of one chunk to a 64-byte aligned address: the line goes to memory without
 // being read first, so a large output costs one write instead of a read and a write.
 template <DType T>
 inline void store_streaming(ElementOf<T>* destination, const RawOf<T>& raw) {
 #if defined(__x86_64__)
-  constexpr std::size_t kPieces = sizeof(RawOf<T>) / sizeof(__m128i);
-  __m128i pieces[kPieces];
-  std::memcpy(pieces, &raw, sizeof raw);
-  auto* target = reinterpret_cast<__m128i*>(destination);
-  for (std::size_t i = 0; i < kPieces; ++i) _mm_stream_si128(target + i, pieces[i]);
+  streaming::store_line(destination, std::bit_cast<U32x16>(raw));
 #else
   store<T>(destination, raw);
 #endif
