@@ -2,7 +2,7 @@
 """End-to-end time of `l2norm normalize IN -o OUT` against a durable copy of the same bytes.
 
     python3 bench/cli_e2e.py --l2norm build/bin/l2norm [--dir DIR] [--sizes 64,512,4096]
-                             [--dtype f32] [--dim 768] [--runs 5] [--cache warm,cold]
+                             [--dtypes f32] [--dim 768] [--runs 5] [--cache warm,cold]
                              [--device cpu] [--json FILE]
 
 The CLI reads IN, normalizes it and writes OUT durably: the bytes go to a file in OUT's folder,
@@ -123,17 +123,17 @@ def run_cli(l2norm, source, target, device, extra):
     return time.perf_counter() - start
 
 
-def measure(args, size_mib, cache):
-    row_bytes = args.dim * DTYPE_BYTES[args.dtype]
+def measure(args, dtype, size_mib, cache):
+    row_bytes = args.dim * DTYPE_BYTES[dtype]
     rows = max(1, (size_mib << 20) // row_bytes)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    source = folder / f"in_{args.dtype}_{rows}x{args.dim}.npy"
+    source = folder / f"in_{dtype}_{rows}x{args.dim}.npy"
     if not source.exists():
-        make_input(source, rows, args.dim, args.dtype)
+        make_input(source, rows, args.dim, dtype)
     copy_target = folder / "out_copy.npy"
     cli_target = folder / "out_cli.npy"
-    extra = ["--in-dtype", "bf16"] if args.dtype == "bf16" else []
+    extra = ["--in-dtype", "bf16"] if dtype == "bf16" else []
     # One unmeasured run of each: the first write of a new file, page-cache warm-up.
     durable_copy(source, copy_target)
     run_cli(args.l2norm, str(source), str(cli_target), args.device, extra)
@@ -149,7 +149,7 @@ def measure(args, size_mib, cache):
         target.unlink(missing_ok=True)
     copy, cli = statistics.median(copies), statistics.median(clis)
     return {
-        "shape": f"{rows} x {args.dim} {args.dtype}",
+        "shape": f"{rows} x {args.dim} {dtype}",
         "mib": os.path.getsize(source) / (1 << 20),
         "cache": cache,
         "copy_s": copies,
@@ -175,17 +175,22 @@ def main(argv=None):
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "l2norm_cli_e2e"),
                         help="folder for the inputs and outputs (kept: inputs are reused)")
     parser.add_argument("--sizes", default="64,512,4096", help="input sizes in MiB")
-    parser.add_argument("--dtype", default="f32", choices=sorted(DTYPE_BYTES))
+    parser.add_argument("--dtypes", default="f32", help="f32, f16 and/or bf16 (.npy element types)")
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cache", default="warm,cold", help="warm, cold or both")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="write every sample here as JSON")
     args = parser.parse_args(argv)
+    dtypes = args.dtypes.split(",")
+    unknown = sorted(set(dtypes) - set(DTYPE_BYTES))
+    if unknown:
+        parser.error(f"unknown dtype {', '.join(unknown)}")
     results = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        for cache in args.cache.split(","):
-            results.append(measure(args, size, cache))
+    for dtype in dtypes:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for cache in args.cache.split(","):
+                results.append(measure(args, dtype, size, cache))
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     document = {
         "machine": machine_name(),

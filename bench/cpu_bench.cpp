@@ -1,9 +1,11 @@
-// CPU l2_norm bandwidth against the floor: every iteration times a plain copy of the same bytes
-// (input read plus output written) and then the op, on the same buffers, so both see the same
-// machine state. The copy is timed twice, as one memcpy and as one memcpy per thread over
-// contiguous slices (the op's thread count): one core alone may not saturate memory, and the floor
-// is the faster of the two. Counters: copy1_GBps, copyN_GBps, copy_GBps (the better),
-// ours_GBps and ratio = ours / copy (1.0 = at the copy floor). The reported time is the op's.
+// CPU l2_norm bandwidth against the floor, for f32, f16 and bf16: every iteration times a plain
+// copy of the same bytes (input read plus output written) and then the op, on the same buffers, so
+// both see the same machine state. The copy is timed twice, as one memcpy and as one memcpy per
+// thread over contiguous slices (the op's thread count): one core alone may not saturate memory,
+// and the floor is the faster of the two. Each shape class moves the same bytes in every dtype
+// (the 16-bit q/k case has twice the f32 rows), so all of them meet the same memory regime.
+// Counters: copy1_GBps, copyN_GBps, copy_GBps (the better), ours_GBps and ratio = ours / copy (1.0
+// = at the copy floor). The reported time is the op's.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -132,11 +134,17 @@ bool fits_in_memory(const BenchCase& bench_case) {
 
 int main(int argc, char** argv) {
   const BenchCase cases[] = {
-      {l2norm::DType::f32, 131072, 512},   // 256 MiB input
-      {l2norm::DType::bf16, 262144, 512},  // 256 MiB input
-      {l2norm::DType::f32, 1000000, 768},  // 3 GiB input: embedding corpus
-      {l2norm::DType::f32, 65536, 128},    // q/k heads
-      {l2norm::DType::f32, 4096, 4096},   {l2norm::DType::f32, 8, 1048576},  // long rows
+      {l2norm::DType::f32, 131072, 512},    // 256 MiB input
+      {l2norm::DType::f16, 262144, 512},    // 256 MiB input
+      {l2norm::DType::bf16, 262144, 512},   // 256 MiB input
+      {l2norm::DType::f32, 1000000, 768},   // 3 GiB input: embedding corpus
+      {l2norm::DType::f16, 1000000, 768},   // the same corpus in 16 bits
+      {l2norm::DType::bf16, 1000000, 768},  //
+      {l2norm::DType::f32, 65536, 128},     // q/k heads, 32 MiB input
+      {l2norm::DType::f16, 131072, 128},    //
+      {l2norm::DType::bf16, 131072, 128},   //
+      {l2norm::DType::f32, 4096, 4096},     // long rows
+      {l2norm::DType::f32, 8, 1048576},     //
   };
   for (const BenchCase& bench_case : cases) {
     const std::string name = "l2_norm/" + std::string(l2norm::dtype_name(bench_case.dtype)) + "/" +

@@ -3,7 +3,8 @@
 // into f32 vectors of 16 lanes and narrowing turns them back, bit for bit as the formulas of
 // l2norm/dtype.hpp convert one value. f32 and bf16 go through those formulas lane by lane; f16
 // goes through the F16C (x86-64-v3) or AVX-512 (x86-64-v4) conversion instructions where the
-// kernel's instruction set has them, which give the same bits (see "f16 conversions" below).
+// kernel's instruction set has them, which give the same bits but for one case: they widen a
+// signaling NaN to a quiet one (see "f16 conversions" below).
 //
 // A 16-bit chunk widens to two vectors, its even and its odd elements (the low and the high halves
 // of its 32-bit lanes). Code that sums over a chunk sees that order.
@@ -127,9 +128,11 @@ inline Widened<T> operator*(const Widened<T>& values, float factor) {
 // - AVX-512 (x86-64-v4): the 16-lane forms, with one word permute each way.
 // The instructions convert exactly; rounding uses imm8 0 (to nearest even, whatever MXCSR says),
 // gives subnormal results and overflows to Inf as the formula does, and keeps a NaN's sign and
-// the top 9 bits of its payload with the quiet bit set, as the formula does. The one difference
-// is in widening: vcvtph2ps quiets a signaling NaN, while the formula keeps the pattern (as a
-// signaling f32 NaN), so a chunk holding any NaN is widened by the formula instead.
+// the top 9 bits of its payload with the quiet bit set, as the formula does. Widening differs in
+// one case: vcvtph2ps quiets a signaling NaN (as IEEE 754 conversions do), where the formula keeps
+// the pattern as a signaling f32 NaN. The kernels never store a widened value without arithmetic
+// on it, which quiets a NaN anyway, so their outputs are the same bits in every version
+// (tests/cpu/golden_output_test.cpp, with signaling NaNs among its inputs).
 
 namespace f16_convert {
 
@@ -148,20 +151,7 @@ inline U32x16 narrow_software(const Halves& values) {
 
 #if L2NORM_CPU_X86_ISAS
 
-// True when any of the chunk's 32 elements is an f16 NaN (exponent all ones, mantissa nonzero).
-L2NORM_CPU_TARGET_V3 inline bool any_nan_f16c(const U32x16& raw) {
-  __m256i halves[2];
-  std::memcpy(halves, &raw, sizeof raw);
-  const __m256i magnitude = _mm256_set1_epi16(0x7fff);
-  const __m256i infinity = _mm256_set1_epi16(0x7c00);
-  const __m256i nan =
-      _mm256_or_si256(_mm256_cmpgt_epi16(_mm256_and_si256(halves[0], magnitude), infinity),
-                      _mm256_cmpgt_epi16(_mm256_and_si256(halves[1], magnitude), infinity));
-  return !_mm256_testz_si256(nan, nan);
-}
-
 L2NORM_CPU_TARGET_V3 inline Halves widen_f16c(const U32x16& raw) {
-  if (any_nan_f16c(raw)) return widen_software(raw);
   __m256i halves[2];  // lanes 0-7 and 8-15 of the chunk
   std::memcpy(halves, &raw, sizeof raw);
   // In each 128-bit lane, the even elements to the low 8 bytes and the odd ones to the high 8.
@@ -205,10 +195,6 @@ L2NORM_CPU_TARGET_V3 inline U32x16 narrow_f16c(const Halves& values) {
 constexpr __mmask16 kAll16 = 0xffff;
 
 L2NORM_CPU_TARGET_V4 inline Halves widen_avx512(const U32x16& raw) {
-  const auto bits = std::bit_cast<__m512i>(raw);
-  const __mmask32 nan = _mm512_cmpgt_epu16_mask(_mm512_and_si512(bits, _mm512_set1_epi16(0x7fff)),
-                                                _mm512_set1_epi16(0x7c00));
-  if (nan != 0) return widen_software(raw);
   const auto words = std::bit_cast<U16x32>(raw);
   const U16x16 even = __builtin_shufflevector(words, words, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
                                               22, 24, 26, 28, 30);
@@ -279,6 +265,8 @@ inline U32x16 narrow(const Halves& values, bool may_be_nan) {
 
 // ---- conversions; exact, and bit for bit the scalar functions of l2norm/dtype.hpp ----
 
+// Exact. A NaN stays a NaN with its sign and payload; an f16 signaling NaN comes back quiet in the
+// F16C and AVX-512 versions, as it is in the formula's once any arithmetic touches it.
 template <DType T>
 inline Widened<T> widen(const RawOf<T>& raw) {
   if constexpr (T == DType::f32) {
@@ -386,16 +374,66 @@ inline void store_partial(ElementOf<T>* destination, const RawOf<T>& raw, std::i
   std::memcpy(destination, &raw, static_cast<std::size_t>(count) * sizeof(ElementOf<T>));
 }
 
+#if defined(__x86_64__)
+namespace streaming {
+
+// The 16-byte pieces every x86-64 has.
+inline void store_line_sse2(void* destination, const U32x16& line) {
+  __m128i pieces[4];
+  std::memcpy(pieces, &line, sizeof line);
+  auto* target = static_cast<__m128i*>(destination);
+  for (int i = 0; i < 4; ++i) _mm_stream_si128(target + i, pieces[i]);
+}
+
+#if L2NORM_CPU_X86_ISAS
+L2NORM_CPU_TARGET_V3 inline void store_line_avx2(void* destination, const U32x16& line) {
+  __m256i halves[2];
+  std::memcpy(halves, &line, sizeof line);
+  auto* target = static_cast<__m256i*>(destination);
+  _mm256_stream_si256(target, halves[0]);
+  _mm256_stream_si256(target + 1, halves[1]);
+}
+
+L2NORM_CPU_TARGET_V4 inline void store_line_avx512(void* destination, const U32x16& line) {
+  _mm512_stream_si512(static_cast<__m512i*>(destination), std::bit_cast<__m512i>(line));
+}
+#endif
+
+// store_line(destination, line): the widest non-temporal store of the calling kernel's instruction
+// set, one instruction per line where AVX-512 has it. Multiversioned like the f16 conversions.
+#if L2NORM_CPU_MULTIVERSIONED
+L2NORM_CPU_TARGET_BASELINE inline void store_line(void* destination, const U32x16& line) {
+  store_line_sse2(destination, line);
+}
+L2NORM_CPU_TARGET_V3 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx2(destination, line);
+}
+L2NORM_CPU_TARGET_V4 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx512(destination, line);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 4
+L2NORM_CPU_TARGET_V4 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx512(destination, line);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 3
+L2NORM_CPU_TARGET_V3 inline void store_line(void* destination, const U32x16& line) {
+  store_line_avx2(destination, line);
+}
+#else
+inline void store_line(void* destination, const U32x16& line) {
+  store_line_sse2(destination, line);
+}
+#endif
+
+}  // namespace streaming
+#endif
+
 // Non-temporal store of one chunk to a 64-byte aligned address: the line goes to memory without
 // being read first, so a large output costs one write instead of a read and a write.
 template <DType T>
 inline void store_streaming(ElementOf<T>* destination, const RawOf<T>& raw) {
 #if defined(__x86_64__)
-  constexpr std::size_t kPieces = sizeof(RawOf<T>) / sizeof(__m128i);
-  __m128i pieces[kPieces];
-  std::memcpy(pieces, &raw, sizeof raw);
-  auto* target = reinterpret_cast<__m128i*>(destination);
-  for (std::size_t i = 0; i < kPieces; ++i) _mm_stream_si128(target + i, pieces[i]);
+  streaming::store_line(destination, std::bit_cast<U32x16>(raw));
 #else
   store<T>(destination, raw);
 #endif

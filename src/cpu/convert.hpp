@@ -1,6 +1,7 @@
 // Whole-buffer conversions through the CPU kernels' chunk code (cpu/chunk.hpp), in the same
-// instruction-set clones as the kernels. Tests hold them to the scalar functions of
-// l2norm/dtype.hpp. Source and destination are `count` elements of `dtype` / f32.
+// instruction-set versions as the kernels. Tests hold them to the scalar functions of
+// l2norm/dtype.hpp (widening f16 quiets signaling NaNs where the version converts with F16C or
+// AVX-512). Source and destination are `count` elements of `dtype` / f32.
 #pragma once
 
 #include <cstddef>

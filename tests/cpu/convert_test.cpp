@@ -70,6 +70,13 @@ std::uint16_t scalar_narrow(DType dtype, float value) {
 
 class VectorConversions : public ::testing::TestWithParam<DType> {};
 
+// An f16 signaling NaN (exponent all ones, quiet bit clear, payload nonzero).
+bool is_f16_signaling_nan(std::uint16_t bits) {
+  return (bits & 0x7e00u) == 0x7c00u && (bits & 0x01ffu) != 0;
+}
+
+// Bit for bit the scalar formula, but that the F16C and AVX-512 versions widen an f16 signaling
+// NaN to the same NaN quieted (cpu/chunk.hpp).
 TEST_P(VectorConversions, WidenMatchesScalarForEveryPattern) {
   const DType dtype = GetParam();
   const std::vector<std::uint16_t> patterns = all_16_bit_patterns();
@@ -79,7 +86,9 @@ TEST_P(VectorConversions, WidenMatchesScalarForEveryPattern) {
   for (std::size_t i = 0; i < patterns.size(); ++i) {
     const std::uint32_t expected = std::bit_cast<std::uint32_t>(scalar_widen(dtype, patterns[i]));
     const std::uint32_t got = std::bit_cast<std::uint32_t>(widened[i]);
-    if (got != expected && mismatches++ < 5) {
+    const bool quieted =
+        dtype == DType::f16 && is_f16_signaling_nan(patterns[i]) && got == (expected | 0x00400000u);
+    if (got != expected && !quieted && mismatches++ < 5) {
       ADD_FAILURE() << dtype_name(dtype) << " 0x" << std::hex << patterns[i] << " widened to 0x"
                     << got << ", scalar gives 0x" << expected;
     }
