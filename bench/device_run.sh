@@ -35,8 +35,11 @@ fi
 if has tests; then
   # The whole suite (CPU, CUDA, CLI on the GPU, package consumers), one CTest entry per case.
   start=$SECONDS
-  (cd $BUILD && ctest -j 8 --output-on-failure --timeout ${CTEST_TIMEOUT:-600}) > "$OUT/tests.log" 2>&1
-  note "ctest: rc=$? in $((SECONDS - start)) s: $(grep -E 'tests passed' "$OUT/tests.log")"
+  # $CTEST_EXCLUDE: a regex of tests to leave out (e.g. "CompilesFor": the compile-every-kernel
+  # tests need no GPU, so a CPU machine can run them instead).
+  (cd $BUILD && ctest -j ${CTEST_JOBS:-8} --output-on-failure --timeout ${CTEST_TIMEOUT:-600} \
+      ${CTEST_EXCLUDE:+-E "$CTEST_EXCLUDE"}) > "$OUT/tests.log" 2>&1
+  note "ctest: rc=$? in $((SECONDS - start)) s: $(grep -E 'tests passed' "$OUT/tests.log")${CTEST_EXCLUDE:+ (left out: $CTEST_EXCLUDE)}"
   grep -E "\(Failed\)|\(Timeout\)|Exception" "$OUT/tests.log" | tee -a "$SUMMARY"
 fi
 
@@ -93,10 +96,14 @@ if has peers; then
   # l2norm's Python package (installed by the python stage, else the build tree's module) and its
   # peers, forward and backward; flash-linear-attention from $L2NORM_FLA_PATH, .carry/fla or .ab/fla
   # (bench/fetch_fla.sh fills one). Then the CPU table on NumPy arrays.
-  PYTHONUNBUFFERED=1 timeout ${PEERS_TIMEOUT:-900} python3 bench/peers.py > "$OUT/peers.md" 2>&1
+  # $PEERS_SHAPES: peers.py's --shapes (default: its whole list).
+  PYTHONUNBUFFERED=1 timeout ${PEERS_TIMEOUT:-900} python3 bench/peers.py \
+    ${PEERS_SHAPES:+--shapes "$PEERS_SHAPES"} > "$OUT/peers.md" 2>&1
   note "peers: rc=$?"
-  PYTHONUNBUFFERED=1 timeout 300 python3 bench/peers.py --cpu >> "$OUT/peers.md" 2>&1
-  note "peers --cpu: rc=$?"
+  if [[ "${PEERS_CPU:-1}" == 1 ]]; then  # PEERS_CPU=0 leaves the CPU table to the CPU machine
+    PYTHONUNBUFFERED=1 timeout 300 python3 bench/peers.py --cpu >> "$OUT/peers.md" 2>&1
+    note "peers --cpu: rc=$?"
+  fi
   cat "$OUT/peers.md"
 fi
 cat "$SUMMARY"
