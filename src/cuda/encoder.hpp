@@ -13,6 +13,7 @@
 
 #include "core/backend.hpp"
 #include "cuda/device_caps.hpp"
+#include "l2norm/error.hpp"
 #include "l2norm/registry.hpp"
 
 namespace l2norm::detail::cuda {
@@ -106,6 +107,42 @@ class Encoder final : public EncoderImpl {
 // The CUDA encoder behind `impl`, which an op's dispatch reaches only for CUDA devices.
 inline Encoder& encoder_of(EncoderImpl& impl) {
   return static_cast<Encoder&>(impl);
+}
+
+// The loaded kernel of `identity` (Encoder::kernel). A miss during a CUDA-graph capture raises
+// Error(unsupported) with `prewarm_hint`, which says how to load the kernel ahead, in parentheses
+// after the encoder's message.
+template <typename Identity>
+void* kernel_for(Encoder& encoder, const Identity& identity, const char* prewarm_hint) {
+  try {
+    return encoder.kernel(identity);
+  } catch (const Error& error) {
+    if (error.code() != ErrorCode::unsupported) throw;
+    throw Error(ErrorCode::unsupported, std::string(error.what()) + " (" + prewarm_hint + ")");
+  }
+}
+
+// The launch of `kernel` in the shape of `plan`: its grid, block, dynamic shared memory and
+// cooperative and programmatic flags.
+template <typename Plan>
+Launch plan_launch(void* kernel, const Plan& plan) {
+  Launch launch;
+  launch.kernel = kernel;
+  launch.grid = static_cast<std::uint32_t>(plan.grid);
+  launch.block = static_cast<std::uint32_t>(plan.block);
+  launch.dynamic_shared_bytes = plan.dynamic_shared_bytes;
+  launch.cooperative = plan.cooperative;
+  launch.programmatic = plan.programmatic;
+  return launch;
+}
+
+// Loads every kernel of `variants` on CUDA device `device_index` into the global registry,
+// compiling those it does not hold yet.
+template <typename Variants>
+void load_kernels(int device_index, const Variants& variants) {
+  const Device device = Device::cuda(device_index);
+  Encoder::register_embedded_sources();
+  for (const auto& variant : variants) KernelRegistry::global().kernel(device, variant);
 }
 
 }  // namespace l2norm::detail::cuda

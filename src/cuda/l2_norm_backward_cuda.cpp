@@ -7,7 +7,6 @@
 #include "cuda/l2_norm_backward_plan.hpp"
 #include "cuda/outer_divisor.hpp"
 #include "cuda/runtime.hpp"
-#include "l2norm/error.hpp"
 
 namespace l2norm::detail::cuda {
 
@@ -26,16 +25,9 @@ L2NormBackwardArgs make_args(const L2NormBackwardCall& call) {
   args.rstd_stride = call.rstd_stride;
   args.rows = call.rows;
   args.dim = call.dim;
-  args.outer_rank = call.layout.outer_rank;
+  set_outer_sizes(args, call.layout);
   for (int i = 0; i < L2NORM_BACKWARD_MAX_OUTER_RANK; ++i) {
     const auto index = static_cast<std::size_t>(i);
-    args.outer_sizes[i] = call.layout.outer_sizes[index];
-    // The kernels divide by the sizes of dims 1 .. outer_rank - 1 only.
-    if (i >= 1 && i < args.outer_rank) {
-      const OuterDivisor divisor = outer_divisor(static_cast<std::uint64_t>(args.outer_sizes[i]));
-      args.outer_multipliers[i] = divisor.multiplier;
-      args.outer_shifts[i] = divisor.shift;
-    }
     for (int view = 0; view < L2NORM_BACKWARD_VIEWS; ++view) {
       args.strides[view][i] = call.layout.strides[static_cast<std::size_t>(view)][index];
     }
@@ -45,31 +37,16 @@ L2NormBackwardArgs make_args(const L2NormBackwardCall& call) {
   return args;
 }
 
-// The loaded kernel of `variant`; a miss during a CUDA-graph capture says what to do about it.
-void* kernel_for(Encoder& encoder, const L2NormBackwardVariant& variant) {
-  try {
-    return encoder.kernel(variant);
-  } catch (const Error& error) {
-    if (error.code() != ErrorCode::unsupported) throw;
-    throw Error(ErrorCode::unsupported,
-                std::string(error.what()) +
-                    " (call prewarm_l2_norm_backward(device, dy_dtype, y_dtype, dx_dtype, dim, "
-                    "options, from_input) for every shape before capturing)");
-  }
-}
-
 }  // namespace
 
 std::string run(Backend, EncoderImpl& impl, const L2NormBackwardCall& call) {
   Encoder& encoder = encoder_of(impl);
   const L2NormBackwardPlan plan = plan_l2_norm_backward(call, encoder.caps());
-  Launch launch;
-  launch.kernel = kernel_for(encoder, plan.variant);
-  launch.grid = static_cast<std::uint32_t>(plan.grid);
-  launch.block = static_cast<std::uint32_t>(plan.block);
-  launch.dynamic_shared_bytes = plan.dynamic_shared_bytes;
-  launch.cooperative = plan.cooperative;
-  launch.programmatic = plan.programmatic;
+  const Launch launch =
+      plan_launch(kernel_for(encoder, plan.variant,
+                             "call prewarm_l2_norm_backward(device, dy_dtype, y_dtype, dx_dtype, "
+                             "dim, options, from_input) for every shape before capturing"),
+                  plan);
   L2NormBackwardArgs args = make_args(call);
   if (plan.variant.kind == BackwardKernelKind::rows) {
     void* parameters[] = {&args};
@@ -94,12 +71,7 @@ std::string run(Backend, EncoderImpl& impl, const L2NormBackwardCall& call) {
 }
 
 void prewarm(Backend, int device_index, const L2NormBackwardPrewarm& request) {
-  const DeviceCaps& caps = device_caps(device_index);
-  const Device device = Device::cuda(device_index);
-  Encoder::register_embedded_sources();
-  for (const L2NormBackwardVariant& variant : l2_norm_backward_prewarm_variants(request, caps)) {
-    KernelRegistry::global().kernel(device, variant);
-  }
+  load_kernels(device_index, l2_norm_backward_prewarm_variants(request, device_caps(device_index)));
 }
 
 }  // namespace l2norm::detail::cuda

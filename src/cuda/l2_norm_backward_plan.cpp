@@ -4,33 +4,17 @@
 #include <array>
 #include <optional>
 
-#include "cuda/kernels/l2_norm_policy.cuh"
+#include "cuda/plan_math.hpp"
 
 namespace l2norm::detail::cuda {
 
 namespace {
 
-int dtype_code(DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return L2NORM_DTYPE_F32;
-    case DType::f16:
-      return L2NORM_DTYPE_F16;
-    case DType::bf16:
-      return L2NORM_DTYPE_BF16;
-  }
-  return L2NORM_DTYPE_F32;
-}
-
-int next_power_of_two(std::int64_t value) {
-  int power = 1;
-  while (power < value) power *= 2;
-  return power;
-}
-
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
-  return (a + b - 1) / b;
-}
+using plan_math::ceil_div;
+using plan_math::dtype_code;
+using plan_math::latency_variant;
+using plan_math::split_grid_limit;
+using plan_math::workspace_slots;
 
 // The values of the policy that fix a row's sum order must be the same in every family. (Which
 // split mode a dim takes follows the device's capacity, so the order is fixed per device.)
@@ -67,62 +51,19 @@ L2NormBackwardVariant layout(DType dy, DType y, DType dx, std::int64_t dim, int 
   variant.vector_elements = static_cast<std::uint8_t>(vector_elements);
   if (dim <= kMaxRowsKernelDim) {
     variant.kind = BackwardKernelKind::rows;
-    variant.items = kLayout.rows_values_per_thread / vector_elements;
-    variant.threads_per_row = next_power_of_two(ceil_div(dim, kLayout.rows_values_per_thread));
-    variant.block_threads = std::max(variant.threads_per_row, kLayout.rows_min_block_threads);
+    plan_math::set_rows_layout(variant, dim, vector_elements, kLayout);
   } else {
     variant.kind = BackwardKernelKind::split_on_chip;
-    variant.items = kLayout.tile_values_per_thread / vector_elements;
-    variant.threads_per_row = kLayout.tile_block_threads;
-    variant.block_threads = kLayout.tile_block_threads;
+    plan_math::set_tile_layout(variant, vector_elements, kLayout);
   }
   return variant;
-}
-
-// The layout for batches too small to fill the device, where the dependent chain of one row is
-// the time: one vector per thread and twice the threads per row. Only where it sums a row in the
-// same order as the throughput layout: that one keeps two vectors per thread, so its in-thread
-// step adds vectors `threads_per_row` apart, which is exactly the first butterfly step of the
-// doubled group, and the doubled group still fits a warp (a pure butterfly). The sum of squares
-// from the input (f32 and f64) and the dot product have that shape alike. In practice: rows of up
-// to 256 elements whose three tensors are 16-bit (8-element vectors), the heads of decode.
-std::optional<L2NormBackwardVariant> latency_variant(const L2NormBackwardVariant& throughput,
-                                                     const L2NormBackwardPolicy& policy) {
-  if (throughput.kind != BackwardKernelKind::rows || throughput.items != 2 ||
-      throughput.threads_per_row * 2 > 32) {
-    return std::nullopt;
-  }
-  L2NormBackwardVariant variant = throughput;
-  variant.threads_per_row *= 2;
-  variant.items = 1;
-  variant.block_threads = policy.latency_block_threads;
-  return variant;
-}
-
-// Blocks that may be resident on the device at once, each with a split workspace slot.
-std::int64_t workspace_slots(const DeviceCaps& caps) {
-  return std::int64_t{caps.multiprocessors} * std::max(caps.max_blocks_per_multiprocessor, 1);
-}
-
-// Blocks one cooperative split launch may have: the policy's per multiprocessor, within the
-// workspace's slots.
-std::int64_t split_grid_limit(const DeviceCaps& caps, const L2NormBackwardPolicy& policy) {
-  return std::min<std::int64_t>(
-      std::int64_t{policy.split_blocks_per_multiprocessor} * caps.multiprocessors,
-      workspace_slots(caps));
 }
 
 // Tiles one on-chip split block holds: one in registers, the rest in the shared memory its static
 // arrays leave free.
 std::int64_t tiles_on_chip(const L2NormBackwardVariant& split, const DeviceCaps& caps,
                            const L2NormBackwardPolicy& policy) {
-  const auto reserved = static_cast<std::size_t>(policy.split_static_shared_bytes);
-  const std::size_t free_shared = caps.shared_memory_per_block_optin > reserved
-                                      ? caps.shared_memory_per_block_optin - reserved
-                                      : 0;
-  const auto staged = std::min<std::int64_t>(
-      static_cast<std::int64_t>(free_shared / split.tile_bytes()), policy.max_tiles_per_block - 1);
-  return 1 + staged;
+  return plan_math::tiles_on_chip(split.tile_bytes(), caps, policy);
 }
 
 // The split kernel for a row of `dim` on this device: on chip when its tiles fit the co-resident
@@ -133,7 +74,7 @@ L2NormBackwardVariant split_variant(const L2NormBackwardVariant& base, std::int6
   L2NormBackwardVariant variant = base;
   const std::int64_t tiles = backward_row_tiles(base, dim);
   const std::int64_t per_block = tiles_on_chip(base, caps, policy);
-  if (tiles <= split_grid_limit(caps, policy) * per_block && tiles <= workspace_slots(caps)) {
+  if (plan_math::split_fits_on_chip(tiles, per_block, caps, policy)) {
     variant.kind = BackwardKernelKind::split_on_chip;
     variant.max_dynamic_shared_bytes =
         static_cast<std::int32_t>(static_cast<std::size_t>(per_block - 1) * base.tile_bytes());
@@ -151,26 +92,9 @@ void plan_split(const L2NormBackwardCall& call, const DeviceCaps& caps,
   const std::int64_t tiles = backward_row_tiles(variant, call.dim);
   const std::int64_t grid_limit = split_grid_limit(caps, policy);
   const bool on_chip = variant.kind == BackwardKernelKind::split_on_chip;
-  std::int64_t tiles_per_block = 0;
-  if (on_chip) {
-    // As few tiles per block as lets every row be on chip at once (most blocks, most bandwidth);
-    // when the rows do not fit in one wave, full blocks, so the fewest waves (and, once a block
-    // holds a whole row, no exchange at all).
-    const std::int64_t most = tiles_on_chip(variant, caps, policy);
-    tiles_per_block = most;
-    for (std::int64_t per_block = 1; per_block < most; ++per_block) {
-      if (call.rows * ceil_div(tiles, per_block) <= grid_limit) {
-        tiles_per_block = per_block;
-        break;
-      }
-    }
-  } else {
-    // Depends on dim and the device alone: it fixes the streamed sum order.
-    tiles_per_block =
-        ceil_div(tiles, std::min({tiles, grid_limit, std::int64_t{variant.block_threads}}));
-  }
-  const std::int64_t blocks_per_row = ceil_div(tiles, tiles_per_block);
-  tiles_per_block = ceil_div(tiles, blocks_per_row);
+  const auto [blocks_per_row, tiles_per_block] = plan_math::split_segments(
+      call.rows, tiles, on_chip ? tiles_on_chip(variant, caps, policy) : 0, grid_limit,
+      variant.block_threads);
   std::int64_t rows_per_wave = 0;
   if (blocks_per_row == 1) {
     // Whole rows per block: no exchange, so the blocks need not be co-resident, and a grid of
@@ -235,14 +159,7 @@ std::string L2NormBackwardVariant::name() const {
   text += dtype_name(y_dtype);
   text += ",dx=";
   text += dtype_name(dx_dtype);
-  text += ",v";
-  text += std::to_string(vector_elements);
-  text += ',';
-  text += std::to_string(threads_per_row);
-  text += 'x';
-  text += std::to_string(items);
-  text += clamp ? ",clamp" : ",add";
-  if (scaled) text += ",scaled";
+  plan_math::append_layout_name(text, vector_elements, threads_per_row, items, clamp, scaled);
   if (from_input) text += ",from_input";
   text += '>';
   return text;
@@ -277,21 +194,18 @@ L2NormBackwardPlan plan_l2_norm_backward(const L2NormBackwardCall& call, const D
     return plan;
   }
   // The latency layout while its threads fill at most the policy's share of the device's thread
-  // slots.
+  // slots. The sum of squares from the input (f32 and f64) and the dot product have its shape
+  // alike. In practice: rows of up to 256 elements whose three tensors are 16-bit (8-element
+  // vectors), the heads of decode.
   const auto latency = latency_variant(plan.variant, policy);
-  const std::int64_t thread_slots =
-      std::int64_t{caps.multiprocessors} * caps.max_threads_per_multiprocessor;
-  if (latency &&
-      call.rows * latency->threads_per_row <= thread_slots / policy.latency_thread_share) {
+  if (latency && plan_math::latency_fits(call.rows, *latency, caps, policy)) {
     plan.variant = *latency;
   }
   plan.programmatic = policy.programmatic_launch;
   // A row group per block. The kernel loops over rows, so the grid may stop short of one block
   // per group.
-  const L2NormBackwardVariant& variant = plan.variant;
-  const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
-  plan.grid = std::min<std::int64_t>(ceil_div(call.rows, rows_per_block), policy.max_grid_blocks);
-  plan.block = variant.block_threads;
+  plan.grid = plan_math::rows_grid(call.rows, plan.variant, policy);
+  plan.block = plan.variant.block_threads;
   return plan;
 }
 

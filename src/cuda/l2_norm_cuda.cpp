@@ -8,7 +8,6 @@
 #include "cuda/l2_norm_plan.hpp"
 #include "cuda/outer_divisor.hpp"
 #include "cuda/runtime.hpp"
-#include "l2norm/error.hpp"
 
 namespace l2norm::detail::cuda {
 
@@ -26,16 +25,9 @@ L2NormArgs make_l2_norm_args(const L2NormCall& call) {
   args.output = call.output;
   args.rows = call.rows;
   args.dim = call.dim;
-  args.outer_rank = call.layout.outer_rank;
+  set_outer_sizes(args, call.layout);
   for (int i = 0; i < kMaxOuterRank; ++i) {
     const auto index = static_cast<std::size_t>(i);
-    args.outer_sizes[i] = call.layout.outer_sizes[index];
-    // The kernels divide by the sizes of dims 1 .. outer_rank - 1 only.
-    if (i >= 1 && i < args.outer_rank) {
-      const OuterDivisor divisor = outer_divisor(static_cast<std::uint64_t>(args.outer_sizes[i]));
-      args.outer_multipliers[i] = divisor.multiplier;
-      args.outer_shifts[i] = divisor.shift;
-    }
     args.input_strides[i] = call.layout.input_strides[index];
     args.output_strides[i] = call.layout.output_strides[index];
   }
@@ -46,31 +38,12 @@ L2NormArgs make_l2_norm_args(const L2NormCall& call) {
   return args;
 }
 
-namespace {
-
-// The loaded kernel of `variant`; a miss during a CUDA-graph capture says what to do about it.
-void* kernel_for(Encoder& encoder, const L2NormVariant& variant) {
-  try {
-    return encoder.kernel(variant);
-  } catch (const Error& error) {
-    if (error.code() != ErrorCode::unsupported) throw;
-    throw Error(ErrorCode::unsupported,
-                std::string(error.what()) +
-                    " (call prewarm_l2_norm(device, input_dtype, output_dtype, dim, options) "
-                    "for every shape before capturing)");
-  }
-}
-
-}  // namespace
-
 std::string enqueue_l2_norm(Encoder& encoder, const L2NormCall& call, const L2NormPlan& plan) {
-  Launch launch;
-  launch.kernel = kernel_for(encoder, plan.variant);
-  launch.grid = static_cast<std::uint32_t>(plan.grid);
-  launch.block = static_cast<std::uint32_t>(plan.block);
-  launch.dynamic_shared_bytes = plan.dynamic_shared_bytes;
-  launch.cooperative = plan.cooperative;
-  launch.programmatic = plan.programmatic;
+  const Launch launch = plan_launch(
+      kernel_for(encoder, plan.variant,
+                 "call prewarm_l2_norm(device, input_dtype, output_dtype, dim, options) for every "
+                 "shape before capturing"),
+      plan);
   L2NormArgs args = make_l2_norm_args(call);
   if (plan.cooperative) {
     auto* const words = static_cast<unsigned long long*>(encoder.workspace(kSplitWorkspace));
@@ -99,14 +72,10 @@ std::string run(Backend, EncoderImpl& impl, const L2NormCall& call) {
 }
 
 void prewarm(Backend, int device_index, const L2NormPrewarm& request) {
-  const DeviceCaps& caps = device_caps(device_index);
-  const Device device = Device::cuda(device_index);
-  Encoder::register_embedded_sources();
-  for (const L2NormVariant& variant :
-       l2_norm_prewarm_variants(request.dtype, request.output_dtype, request.dim,
-                                request.options.eps_mode, request.options.scale != 1.0f, caps)) {
-    KernelRegistry::global().kernel(device, variant);
-  }
+  load_kernels(device_index,
+               l2_norm_prewarm_variants(request.dtype, request.output_dtype, request.dim,
+                                        request.options.eps_mode, request.options.scale != 1.0f,
+                                        device_caps(device_index)));
 }
 
 }  // namespace l2norm::detail::cuda

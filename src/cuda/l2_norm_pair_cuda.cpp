@@ -7,7 +7,6 @@
 #include "cuda/l2_norm_launch.hpp"
 #include "cuda/l2_norm_pair_plan.hpp"
 #include "cuda/runtime.hpp"
-#include "l2norm/error.hpp"
 
 namespace l2norm::detail::cuda {
 
@@ -21,15 +20,9 @@ std::string run(Backend, EncoderImpl& impl, const L2NormPairCall& call) {
     return first + "+" + second;
   }
   Launch launch;
-  try {
-    launch.kernel = encoder.kernel(plan.variant);
-  } catch (const Error& error) {
-    if (error.code() != ErrorCode::unsupported) throw;
-    throw Error(ErrorCode::unsupported,
-                std::string(error.what()) +
-                    " (call prewarm_l2_norm_pair(device, first, second) for every pair of shapes "
-                    "before capturing)");
-  }
+  launch.kernel = kernel_for(encoder, plan.variant,
+                             "call prewarm_l2_norm_pair(device, first, second) for every pair of "
+                             "shapes before capturing");
   launch.grid = static_cast<std::uint32_t>(plan.grid);
   launch.block = static_cast<std::uint32_t>(plan.block);
   launch.programmatic = plan.programmatic;
@@ -42,13 +35,8 @@ std::string run(Backend, EncoderImpl& impl, const L2NormPairCall& call) {
 }
 
 void prewarm(Backend, int device_index, const L2NormPairPrewarm& request) {
-  const DeviceCaps& caps = device_caps(device_index);
-  const Device device = Device::cuda(device_index);
-  Encoder::register_embedded_sources();
-  for (const L2NormPairVariant& variant :
-       l2_norm_pair_prewarm_variants(request.first, request.second, caps)) {
-    KernelRegistry::global().kernel(device, variant);
-  }
+  load_kernels(device_index, l2_norm_pair_prewarm_variants(request.first, request.second,
+                                                           device_caps(device_index)));
 }
 
 }  // namespace l2norm::detail::cuda

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "cuda/kernels/l2_norm_policy.cuh"
+#include "cuda/plan_math.hpp"
 
 namespace l2norm::detail::cuda {
 namespace {
@@ -33,7 +34,7 @@ void add_defines(const L2NormVariant& variant, std::string_view half, KernelSpec
 
 std::int64_t blocks_for(std::int64_t rows, const L2NormVariant& variant, std::int64_t limit) {
   const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
-  return std::min((rows + rows_per_block - 1) / rows_per_block, limit);
+  return std::min(plan_math::ceil_div(rows, rows_per_block), limit);
 }
 
 }  // namespace

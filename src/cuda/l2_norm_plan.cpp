@@ -3,31 +3,17 @@
 #include <algorithm>
 #include <optional>
 
+#include "cuda/plan_math.hpp"
+
 namespace l2norm::detail::cuda {
 
 namespace {
 
-int dtype_code(DType dtype) {
-  switch (dtype) {
-    case DType::f32:
-      return L2NORM_DTYPE_F32;
-    case DType::f16:
-      return L2NORM_DTYPE_F16;
-    case DType::bf16:
-      return L2NORM_DTYPE_BF16;
-  }
-  return L2NORM_DTYPE_F32;
-}
-
-int next_power_of_two(std::int64_t value) {
-  int power = 1;
-  while (power < value) power *= 2;
-  return power;
-}
-
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
-  return (a + b - 1) / b;
-}
+using plan_math::ceil_div;
+using plan_math::dtype_code;
+using plan_math::latency_variant;
+using plan_math::split_grid_limit;
+using plan_math::workspace_slots;
 
 constexpr int kVectorWidths[] = {16, 8, 4, 2};
 
@@ -58,35 +44,12 @@ L2NormVariant throughput_variant(DType dtype, DType output_dtype, std::int64_t d
   const int elements = variant.vector_elements();
   if (dim <= kMaxRowsKernelDim) {
     variant.kind = KernelKind::rows;
-    variant.items = kLayout.rows_values_per_thread / elements;
-    variant.threads_per_row = next_power_of_two(ceil_div(dim, kLayout.rows_values_per_thread));
-    variant.block_threads = std::max(variant.threads_per_row, kLayout.rows_min_block_threads);
+    plan_math::set_rows_layout(variant, dim, elements, kLayout);
   } else {
     variant.kind = KernelKind::split_on_chip;
-    variant.items = kLayout.tile_values_per_thread / elements;
-    variant.threads_per_row = kLayout.tile_block_threads;
-    variant.block_threads = kLayout.tile_block_threads;
+    plan_math::set_tile_layout(variant, elements, kLayout);
     variant.row_sum_in_warps = row_tiles(variant, dim) <= kLayout.warp_row_sum_tiles;
   }
-  return variant;
-}
-
-// The layout for batches too small to fill the device, where the dependent chain of one row is
-// the time: one vector per thread and twice the threads per row. Only where it sums a row in the
-// same order as the throughput layout: that one keeps two vectors per thread, so its in-thread
-// step adds vectors `threads_per_row` apart, which is exactly the first butterfly step of the
-// doubled group, and the doubled group still fits a warp (a pure butterfly). In practice: 16-bit
-// rows of up to 256 elements, the heads of decode.
-std::optional<L2NormVariant> latency_variant(const L2NormVariant& throughput,
-                                             const L2NormPolicy& policy) {
-  if (throughput.kind != KernelKind::rows || throughput.items != 2 ||
-      throughput.threads_per_row * 2 > 32) {
-    return std::nullopt;
-  }
-  L2NormVariant variant = throughput;
-  variant.threads_per_row *= 2;
-  variant.items = 1;
-  variant.block_threads = policy.latency_block_threads;
   return variant;
 }
 
@@ -105,31 +68,11 @@ std::vector<L2NormVariant> layouts(DType dtype, DType output_dtype, std::int64_t
   return variants;
 }
 
-// Blocks that may be resident on the device at once, each with a split workspace slot.
-std::int64_t workspace_slots(const DeviceCaps& caps) {
-  return std::int64_t{caps.multiprocessors} * std::max(caps.max_blocks_per_multiprocessor, 1);
-}
-
-// Blocks one cooperative split launch may have: the policy's per multiprocessor, within the
-// workspace's slots.
-std::int64_t split_grid_limit(const DeviceCaps& caps, const L2NormPolicy& policy) {
-  return std::min<std::int64_t>(
-      std::int64_t{policy.split_blocks_per_multiprocessor} * caps.multiprocessors,
-      workspace_slots(caps));
-}
-
 // Tiles one on-chip split block holds: one in registers, the rest in the shared memory its static
 // arrays leave free.
 std::int64_t tiles_on_chip(const L2NormVariant& on_chip, const DeviceCaps& caps,
                            const L2NormPolicy& policy) {
-  const std::size_t reserved = static_cast<std::size_t>(policy.split_static_shared_bytes);
-  const std::size_t free_shared = caps.shared_memory_per_block_optin > reserved
-                                      ? caps.shared_memory_per_block_optin - reserved
-                                      : 0;
-  const auto staged =
-      std::min<std::int64_t>(static_cast<std::int64_t>(free_shared / on_chip.tile_bytes()),
-                             policy.max_tiles_per_block - 1);
-  return 1 + staged;
+  return plan_math::tiles_on_chip(on_chip.tile_bytes(), caps, policy);
 }
 
 // Whether one staged block holds a row of `dim` in its shared memory.
@@ -149,7 +92,7 @@ L2NormVariant split_variant(const L2NormVariant& throughput, std::int64_t dim,
                             const DeviceCaps& caps, const L2NormPolicy& policy) {
   const std::int64_t tiles = row_tiles(throughput, dim);
   const std::int64_t per_block = tiles_on_chip(throughput, caps, policy);
-  if (tiles <= split_grid_limit(caps, policy) * per_block && tiles <= workspace_slots(caps)) {
+  if (plan_math::split_fits_on_chip(tiles, per_block, caps, policy)) {
     L2NormVariant on_chip = throughput.with_kind(KernelKind::split_on_chip);
     on_chip.max_dynamic_shared_bytes =
         static_cast<std::int32_t>(static_cast<std::size_t>(per_block - 1) * on_chip.tile_bytes());
@@ -175,24 +118,9 @@ void plan_split(const L2NormCall& call, const DeviceCaps& caps, const L2NormPoli
   const std::int64_t capacity = workspace_slots(caps);
   const std::int64_t grid_limit = split_grid_limit(caps, policy);
   const bool on_chip = variant.kind == KernelKind::split_on_chip;
-  std::int64_t tiles_per_block = 0;
-  if (on_chip) {
-    // As few tiles per block as lets every row be on chip at once (most blocks, most bandwidth);
-    // when the rows do not fit in one wave, full blocks, so the fewest waves.
-    const std::int64_t most = tiles_on_chip(variant, caps, policy);
-    tiles_per_block = most;
-    for (std::int64_t per_block = 1; per_block < most; ++per_block) {
-      if (call.rows * ceil_div(tiles, per_block) <= grid_limit) {
-        tiles_per_block = per_block;
-        break;
-      }
-    }
-  } else {
-    tiles_per_block =
-        ceil_div(tiles, std::min({tiles, grid_limit, std::int64_t{variant.block_threads}}));
-  }
-  const std::int64_t blocks_per_row = ceil_div(tiles, tiles_per_block);
-  tiles_per_block = ceil_div(tiles, blocks_per_row);
+  const auto [blocks_per_row, tiles_per_block] = plan_math::split_segments(
+      call.rows, tiles, on_chip ? tiles_on_chip(variant, caps, policy) : 0, grid_limit,
+      variant.block_threads);
   const std::int64_t partials_per_row = on_chip ? tiles : blocks_per_row;
   const std::int64_t rows_per_wave =
       std::min({std::max<std::int64_t>(grid_limit / blocks_per_row, 1), call.rows,
@@ -270,14 +198,7 @@ std::string L2NormVariant::name() const {
     text += "->";
     text += dtype_name(output_dtype);
   }
-  text += ",v";
-  text += std::to_string(vector_bytes);
-  text += ',';
-  text += std::to_string(threads_per_row);
-  text += 'x';
-  text += std::to_string(items);
-  text += clamp ? ",clamp" : ",add";
-  if (scaled) text += ",scaled";
+  plan_math::append_layout_name(text, vector_bytes, threads_per_row, items, clamp, scaled);
   if (row_sum_in_warps) text += ",warp_sum";
   text += '>';
   return text;
@@ -285,8 +206,7 @@ std::string L2NormVariant::name() const {
 
 std::int64_t row_tiles(const L2NormVariant& variant, std::int64_t dim) {
   const std::int64_t tile_vectors = std::int64_t{variant.block_threads} * variant.items;
-  const std::int64_t vectors = dim / variant.vector_elements();
-  return (vectors + tile_vectors - 1) / tile_vectors;
+  return ceil_div(dim / variant.vector_elements(), tile_vectors);
 }
 
 std::int64_t max_rows_kernel_dim(const DeviceCaps&) {
@@ -320,12 +240,9 @@ L2NormPlan plan_l2_norm(const L2NormCall& call, const DeviceCaps& caps) {
   } else {
     plan.variant = throughput;
     // The latency layout while its threads fill at most the policy's share of the device's
-    // thread slots.
+    // thread slots. In practice: 16-bit rows of up to 256 elements, the heads of decode.
     const auto latency = latency_variant(throughput, policy);
-    const std::int64_t thread_slots =
-        std::int64_t{caps.multiprocessors} * caps.max_threads_per_multiprocessor;
-    if (latency &&
-        call.rows * latency->threads_per_row <= thread_slots / policy.latency_thread_share) {
+    if (latency && plan_math::latency_fits(call.rows, *latency, caps, policy)) {
       plan.variant = *latency;
     }
     plan.programmatic = policy.programmatic_launch;
@@ -333,8 +250,7 @@ L2NormPlan plan_l2_norm(const L2NormCall& call, const DeviceCaps& caps) {
   // A row group per block (staged: one row). The kernels loop over rows, so the grid may stop
   // short of one block per group.
   const L2NormVariant& variant = plan.variant;
-  const std::int64_t rows_per_block = variant.block_threads / variant.threads_per_row;
-  plan.grid = std::min<std::int64_t>(ceil_div(call.rows, rows_per_block), policy.max_grid_blocks);
+  plan.grid = plan_math::rows_grid(call.rows, variant, policy);
   plan.block = variant.block_threads;
   plan.dynamic_shared_bytes =
       variant.kind == KernelKind::staged

@@ -8,7 +8,10 @@
 // row_offsets applies it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <tuple>
+#include <type_traits>
 
 namespace l2norm::detail::cuda {
 
@@ -34,6 +37,25 @@ constexpr OuterDivisor outer_divisor(std::uint64_t size) {
     }
   }
   return {quotient + 1, shift};
+}
+
+// Copies `layout`'s outer rank and sizes (ops/rows.hpp) into kernel arguments `args`, with the
+// multipliers and shifts that divide by the sizes of dims 1 .. outer_rank - 1, the only ones the
+// kernels divide by.
+template <typename Args, typename Layout>
+void set_outer_sizes(Args& args, const Layout& layout) {
+  static_assert(std::extent_v<decltype(Args::outer_sizes)> ==
+                std::tuple_size_v<std::remove_cvref_t<decltype(layout.outer_sizes)>>);
+  args.outer_rank = layout.outer_rank;
+  for (int i = 0; i < static_cast<int>(std::extent_v<decltype(Args::outer_sizes)>); ++i) {
+    const auto index = static_cast<std::size_t>(i);
+    args.outer_sizes[i] = layout.outer_sizes[index];
+    if (i >= 1 && i < args.outer_rank) {
+      const OuterDivisor divisor = outer_divisor(static_cast<std::uint64_t>(args.outer_sizes[i]));
+      args.outer_multipliers[i] = divisor.multiplier;
+      args.outer_shifts[i] = divisor.shift;
+    }
+  }
 }
 
 }  // namespace l2norm::detail::cuda

@@ -5,19 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
-#include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
 
-#include "cuda/embedded_kernels.hpp"
 #include "cuda/l2_norm_backward_plan.hpp"
 #include "l2norm/l2norm.hpp"
+#include "plan_test_support.hpp"
 
 namespace l2norm {
 namespace {
@@ -25,16 +22,11 @@ namespace {
 using detail::cuda::BackwardKernelKind;
 using detail::cuda::DeviceCaps;
 using detail::cuda::L2NormBackwardVariant;
-
-const DeviceCaps kH100{"NVIDIA H100 80GB HBM3", 90, 132, 32, 2048, 232448, 85030011904,
-                       std::size_t{50} << 20};
-const DeviceCaps kH200{"NVIDIA H200", 90,     132,          32,
-                       2048,          232448, 150754820096, std::size_t{60} << 20};
-const DeviceCaps kA100{"NVIDIA A100-SXM4-80GB", 80, 108, 32, 2048, 166912, 85094301696,
-                       std::size_t{40} << 20};
-const DeviceCaps kSm86{"NVIDIA RTX A4000",  86, 48, 16, 1536, 101376, 16890134528,
-                       std::size_t{4} << 20};
-constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
+using testing::kA100;
+using testing::kDTypes;
+using testing::kH100;
+using testing::kH200;
+using testing::kSm86;
 
 // A contiguous call with the widest vector the row length and dtypes allow.
 detail::L2NormBackwardCall contiguous_call(DType dy, DType y, DType dx, std::int64_t rows,
@@ -301,10 +293,7 @@ TEST(CudaBackwardPlanner, PlansOfLongRows) {
     EXPECT_EQ(plan.dynamic_shared_bytes, c.dynamic_shared_bytes) << shape;
     EXPECT_EQ(plan.cooperative, c.cooperative) << shape;
     EXPECT_FALSE(plan.programmatic) << shape;
-    EXPECT_EQ(plan.split.blocks_per_row, c.split.blocks_per_row) << shape;
-    EXPECT_EQ(plan.split.tiles_per_block, c.split.tiles_per_block) << shape;
-    EXPECT_EQ(plan.split.rows_per_wave, c.split.rows_per_wave) << shape;
-    EXPECT_EQ(plan.split.waves, c.split.waves) << shape;
+    testing::expect_split_shape(plan.split, c.split, shape);
   }
 }
 
@@ -602,46 +591,18 @@ TEST(CudaBackwardKernelVariants, NamesAreDistinctPerVariant) {
 
 TEST(CudaBackwardKernelVariants, EveryVariantCompilesForSm80AndSm90) {
   KernelRegistry registry;
-  for (const auto& source : detail::cuda::embedded_kernel_sources()) {
-    registry.register_source(source.name, source.text);
-  }
+  testing::register_embedded_sources(registry);
   std::vector<L2NormBackwardVariant> variants;
   for (const auto& variant : detail::cuda::all_l2_norm_backward_variants()) {
     if (std::find(variants.begin(), variants.end(), variant) == variants.end()) {
       variants.push_back(variant);
     }
   }
-  struct Job {
-    const L2NormBackwardVariant* variant;
-    int arch;
-  };
-  std::vector<Job> jobs;
-  for (const int arch : {80, 90}) {
-    for (const auto& variant : variants) jobs.push_back({&variant, arch});
-  }
-  std::atomic<std::size_t> next{0};
-  std::mutex failures_mutex;
-  std::vector<std::string> failures;
-  const auto worker = [&] {
-    for (std::size_t i = next++; i < jobs.size(); i = next++) {
-      try {
-        const std::vector<char> cubin =
-            registry.compile_for_arch(jobs[i].variant->spec(), jobs[i].arch);
-        if (cubin.size() < 64) throw std::runtime_error("cubin too small");
-      } catch (const std::exception& error) {
-        std::lock_guard lock(failures_mutex);
-        failures.push_back(jobs[i].variant->name() + " sm_" + std::to_string(jobs[i].arch) + ": " +
-                           error.what());
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  const unsigned thread_count = std::max(2u, std::thread::hardware_concurrency());
-  for (unsigned t = 0; t < thread_count; ++t) threads.emplace_back(worker);
-  for (auto& thread : threads) thread.join();
+  const std::vector<std::string> failures =
+      testing::compile_for_archs(registry, variants, {80, 90});
   for (std::size_t i = 0; i < failures.size() && i < 5; ++i) ADD_FAILURE() << failures[i];
   EXPECT_TRUE(failures.empty()) << failures.size() << " variants failed";
-  EXPECT_EQ(registry.stats().compiles, jobs.size());
+  EXPECT_EQ(registry.stats().compiles, 2 * variants.size());
   std::printf("compiled %zu backward variants x 2 archs\n", variants.size());
 }
 

@@ -5,13 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
-#include "cuda/embedded_kernels.hpp"
 #include "cuda/l2_norm_pair_plan.hpp"
 #include "cuda/l2_norm_plan.hpp"
 #include "l2norm/l2norm.hpp"
+#include "plan_test_support.hpp"
 
 namespace l2norm {
 namespace {
@@ -21,30 +22,8 @@ using detail::cuda::KernelKind;
 using detail::cuda::L2NormPairPlan;
 using detail::cuda::L2NormPairVariant;
 
-const DeviceCaps kH200{"NVIDIA H200", 90,     132,          32,
-                       2048,          232448, 150754820096, std::size_t{60} << 20};
-const DeviceCaps kA100{"NVIDIA A100-SXM4-80GB", 80, 108, 32, 2048, 166912, 85094301696,
-                       std::size_t{40} << 20};
-
-detail::L2NormCall contiguous_call(DType dtype, std::int64_t rows, std::int64_t dim,
-                                   int vector_bytes, float scale = 1.0f,
-                                   EpsMode eps_mode = EpsMode::add) {
-  detail::L2NormCall call{};
-  call.dtype = dtype;
-  call.output_dtype = dtype;
-  call.rows = rows;
-  call.dim = dim;
-  call.layout.outer_rank = 1;
-  call.layout.outer_sizes[0] = rows;
-  call.layout.input_strides[0] = dim;
-  call.layout.output_strides[0] = dim;
-  call.eps = 1e-6f;
-  call.scale = scale;
-  call.scaled = scale != 1.0f;
-  call.eps_mode = eps_mode;
-  call.vector_bytes = vector_bytes;
-  return call;
-}
+using testing::kA100;
+using testing::kH200;
 
 detail::L2NormPairCall pair_call(const detail::L2NormCall& first,
                                  const detail::L2NormCall& second) {
@@ -54,8 +33,9 @@ detail::L2NormPairCall pair_call(const detail::L2NormCall& first,
 TEST(CudaPairPlanner, DecodeQAndKRunInOneLaunchWithTheirOwnVariants) {
   for (const DeviceCaps* caps : {&kH200, &kA100}) {
     for (const std::int64_t tokens : {1, 32, 2048, 65536}) {
-      const auto q = contiguous_call(DType::bf16, tokens * 16, 128, 16, 0.08838834764f);
-      const auto k = contiguous_call(DType::bf16, tokens * 4, 128, 16);
+      const auto q =
+          testing::contiguous_l2_norm_call(DType::bf16, tokens * 16, 128, 16, 0.08838834764f);
+      const auto k = testing::contiguous_l2_norm_call(DType::bf16, tokens * 4, 128, 16);
       const L2NormPairPlan plan = detail::cuda::plan_l2_norm_pair(pair_call(q, k), *caps);
       ASSERT_TRUE(plan.one_launch) << tokens;
       const auto q_alone = detail::cuda::plan_l2_norm(q, *caps).variant;
@@ -82,8 +62,8 @@ TEST(CudaPairPlanner, DecodeQAndKRunInOneLaunchWithTheirOwnVariants) {
 }
 
 TEST(CudaPairPlanner, DifferentDTypesAndDimsStillOneLaunch) {
-  const auto a = contiguous_call(DType::f32, 7, 64, 16, 1.0f, EpsMode::clamp);
-  const auto b = contiguous_call(DType::f16, 300, 3, 2);
+  const auto a = testing::contiguous_l2_norm_call(DType::f32, 7, 64, 16, 1.0f, EpsMode::clamp);
+  const auto b = testing::contiguous_l2_norm_call(DType::f16, 300, 3, 2);
   const L2NormPairPlan plan = detail::cuda::plan_l2_norm_pair(pair_call(a, b), kH200);
   ASSERT_TRUE(plan.one_launch);
   EXPECT_EQ(plan.variant.first.dtype, DType::f32);
@@ -95,8 +75,8 @@ TEST(CudaPairPlanner, DifferentDTypesAndDimsStillOneLaunch) {
 }
 
 TEST(CudaPairPlanner, LongRowsRunAsTwoL2NormLaunches) {
-  const auto a = contiguous_call(DType::f32, 3, 20000, 16);
-  const auto b = contiguous_call(DType::bf16, 64, 128, 16);
+  const auto a = testing::contiguous_l2_norm_call(DType::f32, 3, 20000, 16);
+  const auto b = testing::contiguous_l2_norm_call(DType::bf16, 64, 128, 16);
   const L2NormPairPlan plan = detail::cuda::plan_l2_norm_pair(pair_call(a, b), kH200);
   EXPECT_FALSE(plan.one_launch);
   EXPECT_NE(plan.first.variant.kind, KernelKind::rows);
@@ -121,8 +101,9 @@ TEST(CudaPairPlanner, PrewarmHoldsEveryPairDispatchPicks) {
                 if (a_width < a_bytes || (a_dim * a_bytes) % a_width != 0) continue;
                 if (b_width < b_bytes || (b_dim * b_bytes) % b_width != 0) continue;
                 const auto plan = detail::cuda::plan_l2_norm_pair(
-                    pair_call(contiguous_call(a_dtype, a_rows, a_dim, a_width, 0.5f),
-                              contiguous_call(b_dtype, b_rows, b_dim, b_width)),
+                    pair_call(
+                        testing::contiguous_l2_norm_call(a_dtype, a_rows, a_dim, a_width, 0.5f),
+                        testing::contiguous_l2_norm_call(b_dtype, b_rows, b_dim, b_width)),
                     *caps);
                 ASSERT_TRUE(plan.one_launch);
                 EXPECT_NE(std::find(prewarmed.begin(), prewarmed.end(), plan.variant),
@@ -139,9 +120,7 @@ TEST(CudaPairPlanner, PrewarmHoldsEveryPairDispatchPicks) {
 
 TEST(CudaPairKernel, CompilesForSm80AndSm90) {
   KernelRegistry registry;
-  for (const auto& source : detail::cuda::embedded_kernel_sources()) {
-    registry.register_source(source.name, source.text);
-  }
+  testing::register_embedded_sources(registry);
   // Decode q and k (throughput and latency layouts), mixed dtypes and widths, clamp and scale.
   std::vector<L2NormPairVariant> variants;
   const auto add = [&](const L2NormKernelShape& a, const L2NormKernelShape& b) {
@@ -155,14 +134,8 @@ TEST(CudaPairKernel, CompilesForSm80AndSm90) {
   add({DType::f32, DType::f32, 64, {.eps_mode = EpsMode::clamp}}, {DType::f16, DType::f16, 3});
   add({DType::f16, DType::f16, 16384}, {DType::bf16, DType::bf16, 1000, {.scale = 2.0f}});
   add({DType::bf16, DType::f32, 128, {.scale = 0.08838834764f}}, {DType::f32, DType::bf16, 128});
-  for (const int arch : {80, 90}) {
-    for (const auto& variant : variants) {
-      try {
-        EXPECT_GE(registry.compile_for_arch(variant.spec(), arch).size(), 64u) << variant.name();
-      } catch (const std::exception& error) {
-        ADD_FAILURE() << variant.name() << " sm_" << arch << ": " << error.what();
-      }
-    }
+  for (const auto& failure : testing::compile_for_archs(registry, variants, {80, 90})) {
+    ADD_FAILURE() << failure;
   }
   std::printf("compiled %zu pair variants x 2 archs\n", variants.size());
 }

@@ -9,17 +9,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <mutex>
+#include <cstdio>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "cuda/embedded_kernels.hpp"
 #include "cuda/l2_norm_plan.hpp"
 #include "l2norm/l2norm.hpp"
 #include "ops/views.hpp"
+#include "plan_test_support.hpp"
 
 namespace l2norm {
 namespace {
@@ -28,41 +26,17 @@ using detail::cuda::DeviceCaps;
 using detail::cuda::KernelKind;
 using detail::cuda::L2NormPlan;
 using detail::cuda::L2NormVariant;
-
-// name, arch, SMs, max blocks / SM, max threads / SM, shared memory per block (opt-in), global
-// memory, L2: as cudaGetDeviceProperties reports them.
-const DeviceCaps kH100{"NVIDIA H100 80GB HBM3", 90, 132, 32, 2048, 232448, 85030011904,
-                       std::size_t{50} << 20};
-const DeviceCaps kH200{"NVIDIA H200", 90,     132,          32,
-                       2048,          232448, 150754820096, std::size_t{60} << 20};
-const DeviceCaps kA100{"NVIDIA A100-SXM4-80GB", 80, 108, 32, 2048, 166912, 85094301696,
-                       std::size_t{40} << 20};
-const DeviceCaps kSm86{"NVIDIA RTX A4000",  86, 48, 16, 1536, 101376, 16890134528,
-                       std::size_t{4} << 20};
-
-constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
+using testing::kA100;
+using testing::kDTypes;
+using testing::kH100;
+using testing::kH200;
+using testing::kSm86;
 
 // A contiguous call of rows x dim, with the widest vector the row length allows.
 detail::L2NormCall contiguous_call(DType dtype, std::int64_t rows, std::int64_t dim,
                                    EpsMode eps_mode = EpsMode::add) {
-  detail::L2NormCall call{};
-  call.dtype = dtype;
-  call.output_dtype = dtype;
-  call.rows = rows;
-  call.dim = dim;
-  call.layout.outer_rank = 1;
-  call.layout.outer_sizes[0] = rows;
-  call.layout.input_strides[0] = dim;
-  call.layout.output_strides[0] = dim;
-  call.eps = 1e-6f;
-  call.scale = 1.0f;
-  call.eps_mode = eps_mode;
-  const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
-  call.vector_bytes = 16;
-  while (call.vector_bytes > element_bytes && (dim * element_bytes) % call.vector_bytes != 0) {
-    call.vector_bytes /= 2;
-  }
-  return call;
+  return testing::contiguous_l2_norm_call(dtype, rows, dim,
+                                          testing::widest_vector_bytes(dtype, dim), 1.0f, eps_mode);
 }
 
 L2NormVariant planned(DType dtype, std::int64_t dim, int width, std::int64_t rows,
@@ -238,10 +212,7 @@ TEST(CudaPlanner, PlansOfTheBenchmarkShapes) {
                        plan.variant.kind == KernelKind::split_streamed;
     EXPECT_EQ(plan.cooperative, split) << shape;
     if (split) {
-      EXPECT_EQ(plan.split.blocks_per_row, c.split.blocks_per_row) << shape;
-      EXPECT_EQ(plan.split.tiles_per_block, c.split.tiles_per_block) << shape;
-      EXPECT_EQ(plan.split.rows_per_wave, c.split.rows_per_wave) << shape;
-      EXPECT_EQ(plan.split.waves, c.split.waves) << shape;
+      testing::expect_split_shape(plan.split, c.split, shape);
       EXPECT_EQ(plan.split.early_lines, c.split.early_lines) << shape;
     }
   }
@@ -655,40 +626,12 @@ TEST(CudaKernelVariants, AllVariantsListCoversEveryDispatchChoice) {
 
 TEST(CudaKernelVariants, EveryVariantCompilesForSm80AndSm90) {
   KernelRegistry registry;
-  for (const auto& source : detail::cuda::embedded_kernel_sources()) {
-    registry.register_source(source.name, source.text);
-  }
+  testing::register_embedded_sources(registry);
   const std::vector<L2NormVariant> variants = distinct(detail::cuda::all_l2_norm_variants());
-  struct Job {
-    const L2NormVariant* variant;
-    int arch;
-  };
-  std::vector<Job> jobs;
-  for (const int arch : {80, 90}) {
-    for (const auto& variant : variants) jobs.push_back({&variant, arch});
+  for (const auto& failure : testing::compile_for_archs(registry, variants, {80, 90})) {
+    ADD_FAILURE() << failure;
   }
-  std::atomic<std::size_t> next{0};
-  std::mutex failures_mutex;
-  std::vector<std::string> failures;
-  const auto worker = [&] {
-    for (std::size_t i = next++; i < jobs.size(); i = next++) {
-      try {
-        const std::vector<char> cubin =
-            registry.compile_for_arch(jobs[i].variant->spec(), jobs[i].arch);
-        if (cubin.size() < 64) throw std::runtime_error("cubin too small");
-      } catch (const std::exception& error) {
-        std::lock_guard lock(failures_mutex);
-        failures.push_back(jobs[i].variant->name() + " sm_" + std::to_string(jobs[i].arch) + ": " +
-                           error.what());
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  const unsigned thread_count = std::max(2u, std::thread::hardware_concurrency());
-  for (unsigned t = 0; t < thread_count; ++t) threads.emplace_back(worker);
-  for (auto& thread : threads) thread.join();
-  for (const auto& failure : failures) ADD_FAILURE() << failure;
-  EXPECT_EQ(registry.stats().compiles, jobs.size());
+  EXPECT_EQ(registry.stats().compiles, 2 * variants.size());
   std::printf("compiled %zu variants x 2 archs\n", variants.size());
 }
 

@@ -22,11 +22,6 @@
 namespace l2norm::testing {
 namespace {
 
-constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
-constexpr EpsMode kModes[] = {EpsMode::add, EpsMode::clamp};
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
-
 std::string name_of(DType dy, DType y, DType dx) {
   return "dy " + std::string(dtype_name(dy)) + " y " + std::string(dtype_name(y)) + " dx " +
          std::string(dtype_name(dx));
@@ -410,14 +405,9 @@ TEST_P(L2NormBackward, SameBitsEveryRunAndThreadCount) {
 
 // ---- strided views and misaligned pointers ----
 
-struct ViewSpec {
-  std::int64_t offset;  // elements from the start of the storage
-  std::vector<std::int64_t> strides;
-};
-
 // Gathers the rows of a view over `storage` into a contiguous [rows, dim] tensor.
 HostTensor gather(const HostTensor& storage, const std::vector<std::int64_t>& shape,
-                  const ViewSpec& view, std::vector<bool>* touched = nullptr) {
+                  const StorageView& view, std::vector<bool>* touched = nullptr) {
   const std::int64_t dim = shape.back();
   std::int64_t rows = 1;
   for (std::size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
@@ -442,7 +432,7 @@ class L2NormBackwardViews : public OnEveryBackend {
   // over dy's storage when in place), rstd contiguous; checks every row against the contiguous
   // reference and every element outside dx unchanged.
   void check(DType dtype, std::int64_t storage, const std::vector<std::int64_t>& shape,
-             const ViewSpec& dy_spec, const ViewSpec& y_spec, const ViewSpec& dx_spec,
+             const StorageView& dy_spec, const StorageView& y_spec, const StorageView& dx_spec,
              bool in_place, bool from_input, const std::string& what) {
     const std::int64_t dim = shape.back();
     std::int64_t rows = 1;
@@ -480,7 +470,7 @@ class L2NormBackwardViews : public OnEveryBackend {
     if (!in_place) dx_buffer.copy_from_host(dx_storage.data(), dx_storage.bytes());
     rstd_buffer.copy_from_host(rstd.data(), rstd.size() * sizeof(float));
     const Buffer& target = in_place ? dy_buffer : dx_buffer;
-    const auto view = [&](const Buffer& buffer, const ViewSpec& spec) {
+    const auto view = [&](const Buffer& buffer, const StorageView& spec) {
       auto* base =
           static_cast<std::byte*>(buffer.data()) + spec.offset * std::int64_t(dtype_size(dtype));
       return TensorView(base, dtype, device(), shape, spec.strides);

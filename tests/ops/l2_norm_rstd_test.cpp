@@ -20,10 +20,6 @@
 namespace l2norm::testing {
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
-constexpr EpsMode kModes[] = {EpsMode::add, EpsMode::clamp};
 // A NaN pattern neither backend computes: rstd elements that must not be written keep it.
 constexpr std::uint32_t kPoisonBits = 0x7fa5a5a5u;
 
@@ -257,16 +253,9 @@ class Rstd : public OnEveryBackend {
 };
 
 TEST_P(Rstd, MatchesTheReferenceInEveryDTypeAndMode) {
-  for (const DType dtype : kDTypes) {
-    for (const EpsMode mode : kModes) {
-      for (const std::int64_t dim : {1, 3, 64, 128, 1000, 4099, 16384}) {
-        const std::int64_t rows = dim >= 4096 ? 9 : 37;
-        const HostTensor values =
-            random_tensor(dtype, std::size_t(rows * dim), std::uint64_t(101 + dim));
-        check(values, rows, dim, {.eps = 1e-6f, .eps_mode = mode});
-      }
-    }
-  }
+  for_each_swept_shape(101,
+                       [&](const HostTensor& values, std::int64_t rows, std::int64_t dim,
+                           const L2NormOptions& options) { check(values, rows, dim, options); });
 }
 
 // rstd is the factor before scale: the same values with any scale, and the scaled output is

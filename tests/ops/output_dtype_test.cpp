@@ -26,10 +26,6 @@
 namespace l2norm::testing {
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
-constexpr EpsMode kModes[] = {EpsMode::add, EpsMode::clamp};
 constexpr float kScales[] = {0.0883883476f, -3.0f};
 
 std::string pair_name(DType input, DType output) {
@@ -153,16 +149,9 @@ class OutputDType : public OnEveryBackend {
 };
 
 TEST_P(OutputDType, EveryPairIsTheF32ResultRoundedOnce) {
-  for (const DType input : kDTypes) {
-    for (const EpsMode mode : kModes) {
-      for (const std::int64_t dim : {1, 3, 64, 128, 1000, 4099, 16384}) {
-        const std::int64_t rows = dim >= 4096 ? 9 : 37;
-        const HostTensor x =
-            random_tensor(input, std::size_t(rows * dim), std::uint64_t(301 + dim));
-        check_every_output(x, rows, dim, {.eps = 1e-6f, .eps_mode = mode});
-      }
-    }
-  }
+  for_each_swept_shape(
+      301, [&](const HostTensor& x, std::int64_t rows, std::int64_t dim,
+               const L2NormOptions& options) { check_every_output(x, rows, dim, options); });
 }
 
 // Rows for each CUDA kernel (the planner's choices on an H100 or H200: 132 multiprocessors, 227
@@ -273,13 +262,8 @@ TEST_P(OutputDType, SpecialRowsInEveryPair) {
 // the contiguous call's.
 class OutputDTypeViews : public OutputDType {
  protected:
-  struct ViewSpec {
-    std::int64_t offset;  // elements from the start of the storage
-    std::vector<std::int64_t> strides;
-  };
-
   void check(DType input, DType output, std::int64_t storage,
-             const std::vector<std::int64_t>& shape, const ViewSpec& in, const ViewSpec& out,
+             const std::vector<std::int64_t>& shape, const StorageView& in, const StorageView& out,
              const L2NormOptions& options, const std::string& label) {
     const std::string what = pair_name(input, output) + " " + label;
     const HostTensor input_storage = random_tensor(input, std::size_t(storage), 41);
@@ -304,36 +288,15 @@ class OutputDTypeViews : public OutputDType {
     output_buffer.copy_to_host(output_storage.data(), output_storage.bytes());
 
     const std::int64_t rows = in_view.rows(), dim = in_view.dim();
-    HostTensor gathered_in(input, std::size_t(rows * dim));
-    HostTensor gathered_out(output, std::size_t(rows * dim));
-    std::vector<bool> written(std::size_t(storage), false);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      std::int64_t rest = r, in_row = in.offset, out_row = out.offset;
-      for (int d = int(shape.size()) - 2; d >= 0; --d) {
-        const std::int64_t i = rest % shape[std::size_t(d)];
-        rest /= shape[std::size_t(d)];
-        in_row += i * in.strides[std::size_t(d)];
-        out_row += i * out.strides[std::size_t(d)];
-      }
-      for (std::int64_t j = 0; j < dim; ++j) {
-        gathered_in.set(std::size_t(r * dim + j), input_storage.get(std::size_t(in_row + j)));
-        gathered_out.set(std::size_t(r * dim + j), output_storage.get(std::size_t(out_row + j)));
-        written[std::size_t(out_row + j)] = true;
-      }
-    }
-    expect_within_budget(gathered_out, reference_l2_norm(gathered_in, rows, dim, options), dim,
-                         options.scale != 1.0f, what.c_str());
-    std::size_t clobbered = 0;
-    for (std::size_t i = 0; i < std::size_t(storage); ++i) {
-      if (written[i]) continue;
-      clobbered += std::bit_cast<std::uint32_t>(output_before.get(i)) !=
-                   std::bit_cast<std::uint32_t>(output_storage.get(i));
-    }
-    EXPECT_EQ(clobbered, 0u) << what << ": elements outside the output view changed";
+    const GatheredRows gathered = gather_rows(input_storage, in, output_storage, out, shape);
+    expect_within_budget(gathered.output, reference_l2_norm(gathered.input, rows, dim, options),
+                         dim, options.scale != 1.0f, what.c_str());
+    EXPECT_EQ(count_clobbered(output_before, output_storage, gathered.written), 0u)
+        << what << ": elements outside the output view changed";
     if (device().is_cpu()) {
       const HostTensor contiguous =
-          run_l2_norm_into(device(), gathered_in, output, rows, dim, options);
-      EXPECT_TRUE(contiguous.bitwise_equal(gathered_out)) << what << ": differs from contiguous";
+          run_l2_norm_into(device(), gathered.input, output, rows, dim, options);
+      EXPECT_TRUE(contiguous.bitwise_equal(gathered.output)) << what << ": differs from contiguous";
     }
   }
 };

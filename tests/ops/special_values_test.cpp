@@ -25,13 +25,8 @@ class SpecialValues : public OnEveryBackend {
   }
 };
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
 // Row lengths that reach the different kernel shapes.
 constexpr std::int64_t kDims[] = {2, 128, 5000, 70000};
-constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
-// Every case of the README's semantics table holds in both modes.
-constexpr EpsMode kModes[] = {EpsMode::add, EpsMode::clamp};
 
 std::string describe(DType dtype, EpsMode mode, std::int64_t dim) {
   return std::string(dtype_name(dtype)) + " " + std::string(eps_mode_name(mode)) + " dim " +

@@ -3,7 +3,6 @@
 // view must be untouched.
 #include <gtest/gtest.h>
 
-#include <bit>
 #include <vector>
 
 #include "support/backends.hpp"
@@ -12,18 +11,13 @@
 namespace l2norm::testing {
 namespace {
 
-struct ViewSpec {
-  std::int64_t offset;  // elements from the start of the storage
-  std::vector<std::int64_t> strides;
-};
-
 class StridedViews : public OnEveryBackend {
  protected:
   // Runs l2_norm from `in` to `out` views over storages of `storage` elements (the same storage
   // when in_place) and checks every row against the reference and every other element unchanged.
   void check(DType dtype, std::int64_t storage, const std::vector<std::int64_t>& shape,
-             const ViewSpec& in, const ViewSpec& out, bool in_place, const L2NormOptions& options,
-             const std::string& what) {
+             const StorageView& in, const StorageView& out, bool in_place,
+             const L2NormOptions& options, const std::string& what) {
     const HostTensor input_storage = random_tensor(dtype, std::size_t(storage), 17);
     HostTensor output_storage =
         in_place ? input_storage : random_tensor(dtype, std::size_t(storage), 18);
@@ -45,36 +39,14 @@ class StridedViews : public OnEveryBackend {
     encoder.wait();
     target.copy_to_host(output_storage.data(), output_storage.bytes());
 
-    // Gather rows through the same index arithmetic a user would write.
     const std::int64_t rows = in_view.rows(), dim = in_view.dim();
-    HostTensor gathered_in(dtype, std::size_t(rows * dim));
-    HostTensor gathered_out(dtype, std::size_t(rows * dim));
-    std::vector<bool> written(std::size_t(storage), false);
-    std::vector<std::int64_t> index(shape.size(), 0);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      std::int64_t rest = r, in_row = in.offset, out_row = out.offset;
-      for (int d = int(shape.size()) - 2; d >= 0; --d) {
-        const std::int64_t i = rest % shape[std::size_t(d)];
-        rest /= shape[std::size_t(d)];
-        in_row += i * in.strides[std::size_t(d)];
-        out_row += i * out.strides[std::size_t(d)];
-      }
-      for (std::int64_t j = 0; j < dim; ++j) {
-        gathered_in.set(std::size_t(r * dim + j), input_storage.get(std::size_t(in_row + j)));
-        gathered_out.set(std::size_t(r * dim + j), output_storage.get(std::size_t(out_row + j)));
-        written[std::size_t(out_row + j)] = true;
-      }
-    }
-    expect_within_budget(gathered_out, reference_l2_norm(gathered_in, rows, dim, options), dim,
-                         options.scale != 1.0f, what.c_str());
-    std::size_t clobbered = 0;
-    for (std::size_t i = 0; i < std::size_t(storage); ++i) {
-      if (written[i]) continue;
-      const HostTensor& before = in_place ? input_storage : output_before;
-      clobbered += std::bit_cast<std::uint32_t>(before.get(i)) !=
-                   std::bit_cast<std::uint32_t>(output_storage.get(i));
-    }
-    EXPECT_EQ(clobbered, 0u) << what << ": elements outside the output view changed";
+    const GatheredRows gathered = gather_rows(input_storage, in, output_storage, out, shape);
+    expect_within_budget(gathered.output, reference_l2_norm(gathered.input, rows, dim, options),
+                         dim, options.scale != 1.0f, what.c_str());
+    EXPECT_EQ(
+        count_clobbered(in_place ? input_storage : output_before, output_storage, gathered.written),
+        0u)
+        << what << ": elements outside the output view changed";
   }
 };
 

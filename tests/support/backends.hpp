@@ -22,4 +22,20 @@ class OnEveryBackend : public ::testing::TestWithParam<Device> {
   Device device() const { return GetParam(); }
 };
 
+// Runs `call`, which must throw an Error(invalid_argument) whose message starts with `op` and
+// ": " and contains `fragment`.
+template <typename Call>
+void expect_invalid_argument(Call&& call, const std::string& op, const std::string& fragment) {
+  try {
+    call();
+    ADD_FAILURE() << "no error thrown; expected one containing '" << fragment << "'";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::invalid_argument) << error.what();
+    const std::string message = error.what();
+    EXPECT_EQ(message.rfind(op + ": ", 0), 0u) << message;
+    EXPECT_NE(message.find(fragment), std::string::npos)
+        << "message '" << message << "' lacks '" << fragment << "'";
+  }
+}
+
 }  // namespace l2norm::testing

@@ -163,4 +163,41 @@ HostTensor run_l2_norm_in_place(const Device& device, const HostTensor& input, s
   return run_on_device(device, input, input.dtype(), rows, dim, options, true, nullptr);
 }
 
+GatheredRows gather_rows(const HostTensor& input_storage, const StorageView& in,
+                         const HostTensor& output_storage, const StorageView& out,
+                         const std::vector<std::int64_t>& shape) {
+  const std::int64_t dim = shape.back();
+  std::int64_t rows = 1;
+  for (std::size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  GatheredRows gathered{HostTensor(input_storage.dtype(), std::size_t(rows * dim)),
+                        HostTensor(output_storage.dtype(), std::size_t(rows * dim)),
+                        std::vector<bool>(output_storage.count(), false)};
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::int64_t rest = r, in_row = in.offset, out_row = out.offset;
+    for (int d = int(shape.size()) - 2; d >= 0; --d) {
+      const std::int64_t i = rest % shape[std::size_t(d)];
+      rest /= shape[std::size_t(d)];
+      in_row += i * in.strides[std::size_t(d)];
+      out_row += i * out.strides[std::size_t(d)];
+    }
+    for (std::int64_t j = 0; j < dim; ++j) {
+      gathered.input.set(std::size_t(r * dim + j), input_storage.get(std::size_t(in_row + j)));
+      gathered.output.set(std::size_t(r * dim + j), output_storage.get(std::size_t(out_row + j)));
+      gathered.written[std::size_t(out_row + j)] = true;
+    }
+  }
+  return gathered;
+}
+
+std::size_t count_clobbered(const HostTensor& before, const HostTensor& after,
+                            const std::vector<bool>& written) {
+  std::size_t clobbered = 0;
+  for (std::size_t i = 0; i < written.size(); ++i) {
+    if (written[i]) continue;
+    clobbered +=
+        std::bit_cast<std::uint32_t>(before.get(i)) != std::bit_cast<std::uint32_t>(after.get(i));
+  }
+  return clobbered;
+}
+
 }  // namespace l2norm::testing

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,6 +11,11 @@
 #include "l2norm/l2norm.hpp"
 
 namespace l2norm::testing {
+
+inline constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+inline constexpr float kInf = std::numeric_limits<float>::infinity();
+inline constexpr DType kDTypes[] = {DType::f32, DType::f16, DType::bf16};
+inline constexpr EpsMode kModes[] = {EpsMode::add, EpsMode::clamp};
 
 // Values stored in `dtype`'s bit pattern on the host (f32: 4 bytes, f16/bf16: 2 bytes each).
 class HostTensor {
@@ -48,6 +54,46 @@ double budget_ulps(DType dtype, std::int64_t dim, bool scaled);
 // worst element. Returns the worst error in ulps.
 double expect_within_budget(const HostTensor& got, const std::vector<double>& expected,
                             std::int64_t dim, bool scaled, const char* what);
+
+// Calls check(values, rows, dim, options) for every dtype, eps mode (eps 1e-6) and dim of the ops
+// tests' sweep, from one element to rows longer than the rows kernel takes: 37 rows, 9 from 4096
+// elements, of random values seeded seed + dim.
+template <typename Check>
+void for_each_swept_shape(std::uint64_t seed, Check&& check) {
+  for (const DType dtype : kDTypes) {
+    for (const EpsMode mode : kModes) {
+      for (const std::int64_t dim : {1, 3, 64, 128, 1000, 4099, 16384}) {
+        const std::int64_t rows = dim >= 4096 ? 9 : 37;
+        const HostTensor values =
+            random_tensor(dtype, std::size_t(rows * dim), seed + std::uint64_t(dim));
+        check(values, rows, dim, L2NormOptions{.eps = 1e-6f, .eps_mode = mode});
+      }
+    }
+  }
+}
+
+// A view's place in its storage: the element offset of its first element and its strides in
+// elements.
+struct StorageView {
+  std::int64_t offset;
+  std::vector<std::int64_t> strides;
+};
+
+// The rows of an `in` and an `out` view of `shape` over their storages, gathered through the index
+// arithmetic a user would write into contiguous [rows, dim] tensors of the storages' dtypes, and
+// which storage elements the output view covers.
+struct GatheredRows {
+  HostTensor input;
+  HostTensor output;
+  std::vector<bool> written;  // one per element of the output storage
+};
+GatheredRows gather_rows(const HostTensor& input_storage, const StorageView& in,
+                         const HostTensor& output_storage, const StorageView& out,
+                         const std::vector<std::int64_t>& shape);
+
+// Elements of `after` whose bits differ from `before`'s where `written` is false.
+std::size_t count_clobbered(const HostTensor& before, const HostTensor& after,
+                            const std::vector<bool>& written);
 
 // Runs l2_norm on `device` for a contiguous rows x dim input and returns the output (copying
 // through device buffers when the device is not the CPU). `variant`, if given, receives the name
