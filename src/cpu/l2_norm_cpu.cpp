@@ -76,8 +76,11 @@ std::int64_t l2_norm_job_bytes(const L2NormCall& call) {
   return call.rows > INT64_MAX / row_bytes ? INT64_MAX : call.rows * row_bytes;
 }
 
-bool l2_norm_streams(std::int64_t job_bytes) {
-  return job_bytes > streaming_threshold_bytes();
+// Non-temporal stores pay where they skip the read for ownership of an output line that is not
+// cached. In place the row's lines were just read, so the core owns them already: streaming them
+// out would only evict lines the ordinary stores write back anyway.
+bool l2_norm_streams(const L2NormCall& call, std::int64_t job_bytes) {
+  return call.output != call.input && job_bytes > streaming_threshold_bytes();
 }
 
 void normalize_row_range(const L2NormCall& call, bool streaming, std::int64_t row_begin,
@@ -111,7 +114,7 @@ std::string l2_norm_variant_name(const L2NormCall& call, bool streaming) {
 
 std::string run_l2_norm(const L2NormCall& call) {
   const std::int64_t job_bytes = l2_norm_job_bytes(call);
-  const bool streaming = l2_norm_streams(job_bytes);
+  const bool streaming = l2_norm_streams(call, job_bytes);
   for_each_row_range(call.rows, job_bytes, [&](std::int64_t row_begin, std::int64_t row_end) {
     normalize_row_range(call, streaming, row_begin, row_end);
   });

@@ -14,11 +14,12 @@ namespace l2norm::detail::cpu {
 std::string run_l2_norm(const L2NormCall& call);
 
 // The parts of run_l2_norm, for ops that run l2_norm rows inside their own pass over the pool:
-// the bytes the call reads and writes; whether a job of `job_bytes` stores with non-temporal
-// stores (above the last-level cache); rows [row_begin, row_end) normalized on the calling
-// thread, bitwise as run_l2_norm writes them (streaming or not); and the variant name.
+// the bytes the call reads and writes; whether `call`, in a job of `job_bytes`, stores with
+// non-temporal stores (an output of its own in a job above the last-level cache); rows
+// [row_begin, row_end) normalized on the calling thread, bitwise as run_l2_norm writes them
+// (streaming or not); and the variant name.
 std::int64_t l2_norm_job_bytes(const L2NormCall& call);
-bool l2_norm_streams(std::int64_t job_bytes);
+bool l2_norm_streams(const L2NormCall& call, std::int64_t job_bytes);
 void normalize_row_range(const L2NormCall& call, bool streaming, std::int64_t row_begin,
                          std::int64_t row_end);
 std::string l2_norm_variant_name(const L2NormCall& call, bool streaming);

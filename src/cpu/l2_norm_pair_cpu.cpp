@@ -17,20 +17,21 @@ std::string run(Backend, EncoderImpl&, const L2NormPairCall& call) {
   const std::int64_t second_bytes = l2_norm_job_bytes(call.second);
   const std::int64_t job_bytes =
       first_bytes > INT64_MAX - second_bytes ? INT64_MAX : first_bytes + second_bytes;
-  const bool streaming = l2_norm_streams(job_bytes);
+  const bool first_streams = l2_norm_streams(call.first, job_bytes);
+  const bool second_streams = l2_norm_streams(call.second, job_bytes);
   const std::int64_t first_rows = call.first.rows;
   for_each_row_range(
       first_rows + call.second.rows, job_bytes, [&](std::int64_t row_begin, std::int64_t row_end) {
         if (row_begin < first_rows) {
-          normalize_row_range(call.first, streaming, row_begin, std::min(row_end, first_rows));
+          normalize_row_range(call.first, first_streams, row_begin, std::min(row_end, first_rows));
         }
         if (row_end > first_rows) {
-          normalize_row_range(call.second, streaming, std::max(row_begin, first_rows) - first_rows,
-                              row_end - first_rows);
+          normalize_row_range(call.second, second_streams,
+                              std::max(row_begin, first_rows) - first_rows, row_end - first_rows);
         }
       });
-  return "cpu.l2_norm_pair<" + l2_norm_variant_name(call.first, streaming) + "," +
-         l2_norm_variant_name(call.second, streaming) + ">";
+  return "cpu.l2_norm_pair<" + l2_norm_variant_name(call.first, first_streams) + "," +
+         l2_norm_variant_name(call.second, second_streams) + ">";
 }
 
 }  // namespace l2norm::detail::cpu

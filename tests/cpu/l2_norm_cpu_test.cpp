@@ -156,6 +156,33 @@ TEST(CpuL2Norm, RarePathGivesTheExactAnswersOfTheDesign) {
   EXPECT_FLOAT_EQ(rows[6], float(2.0 / std::sqrt(4.0 + double(1e-6f))));
 }
 
+// In place, a job larger than the last-level cache stores its rows with ordinary stores (the
+// rows' lines are owned after the read, so there is no read for ownership for streaming to skip),
+// and gives the bits the same rows give out of place.
+TEST(CpuL2Norm, InPlaceJobsStoreCachedWithTheSameBits) {
+  const std::int64_t threshold = detail::cpu::streaming_threshold_bytes();
+  if (threshold > (std::int64_t{1} << 30)) {
+    GTEST_SKIP() << "last-level cache of " << threshold << " bytes: too large to exceed here";
+  }
+  for (const DType dtype : {DType::f32, DType::bf16, DType::f16}) {
+    const std::int64_t dim = 768;
+    const std::int64_t rows = threshold / (dim * std::int64_t(dtype_size(dtype))) + 64;
+    const L2NormOptions options{.eps = 1e-6f, .scale = 0.5f};
+    const HostTensor input = input_with_special_rows(dtype, Shape{rows, dim}, 5);
+    HostTensor output(dtype, input.count());
+    const std::string streamed =
+        run_on(TensorView(const_cast<void*>(input.data()), dtype, Device::cpu(), {rows, dim}),
+               TensorView(output.data(), dtype, Device::cpu(), {rows, dim}), options);
+    EXPECT_NE(streamed.find("streaming"), std::string::npos) << streamed;
+    HostTensor in_place(dtype, input.count());
+    std::memcpy(in_place.data(), input.data(), input.bytes());
+    const TensorView view(in_place.data(), dtype, Device::cpu(), {rows, dim});
+    const std::string cached = run_on(view, view, options);
+    EXPECT_NE(cached.find("cached"), std::string::npos) << cached;
+    EXPECT_TRUE(same_bits(in_place.data(), output.data(), input.bytes())) << dtype_name(dtype);
+  }
+}
+
 // Jobs moving more bytes than the last-level cache holds write with non-temporal stores; the
 // values must not change. Each slice of rows run on its own (small, cached) must give the same
 // bits, also with input and output pointers off the 16-byte grid and rows that end mid-vector.
