@@ -554,6 +554,28 @@ def cpu_section(path, machine):
     return out
 
 
+def cpu_peers_section(path, machine):
+    """bench/peers.py --cpu's output: l2norm, NumPy and FAISS on the same arrays, one process."""
+    title = "## CPU peers (`bench/peers.py --cpu`)"
+    if path is None:
+        return []
+    text = read_text(path)
+    tables, titles, others = parse_blocks(text)
+    if not tables:
+        return [title, f"{NOT_RUN} (no table in {path})."]
+    out = [title, prose(f"{machine or 'The CPU machine'}. l2norm.normalize, NumPy's "
+                        "`x / np.linalg.norm(x, axis=-1, keepdims=True)` and FAISS's "
+                        "normalize_L2 (in place) on the same float32 arrays in one process, "
+                        "each against np.copyto of the same bytes; ratio = copy time / op time."),
+           ""]
+    missing = [line[4:-3].strip() for line in others if line.startswith("<!--")]
+    for table in tables:
+        out += [table.markdown(), ""]
+    if missing:
+        out += ["Not importable: " + "; ".join(missing) + ".", ""]
+    return out[:-1]
+
+
 def cli_section(path):
     """bench/cli_e2e.py's JSON as a table: the CLI against a durable copy of the same bytes."""
     title = "## CLI end to end (`bench/cli_e2e.py`)"
@@ -614,18 +636,20 @@ def header(run, commit):
                   "regenerate rather than edit."), "", prose(line), "", prose("Method. " + METHOD)]
 
 
-def render(out_dir, cpu=None, cpu_machine=None, commit=None, ab_dir=None, cli=None):
+def render(out_dir, cpu=None, cpu_machine=None, commit=None, ab_dir=None, cli=None,
+           cpu_peers=None):
     run = DeviceRun(out_dir)
     ab_run = DeviceRun(ab_dir) if ab_dir else None
     sections = [header(run, commit), checks_section(run), bench_section(run),
                 baseline_section(run, ab_run), peers_section(run), cpu_section(cpu, cpu_machine),
-                cli_section(cli), targets_section(run)]
+                cpu_peers_section(cpu_peers, cpu_machine), cli_section(cli), targets_section(run)]
     return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
 
-def render_host(cpu=None, cpu_machine=None, cli=None):
+def render_host(cpu=None, cpu_machine=None, cli=None, cpu_peers=None):
     """The CPU and CLI sections alone."""
-    sections = [cpu_section(cpu, cpu_machine), cli_section(cli)]
+    sections = [cpu_section(cpu, cpu_machine), cpu_peers_section(cpu_peers, cpu_machine),
+                cli_section(cli)]
     return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
 
@@ -637,19 +661,21 @@ def main(argv=None):
     parser.add_argument("--cpu", help="l2norm-bench-cpu output (JSON or console)")
     parser.add_argument("--cpu-machine", help="how to name the CPU machine in the CPU section")
     parser.add_argument("--cli", help="bench/cli_e2e.py --json output")
+    parser.add_argument("--cpu-peers", help="bench/peers.py --cpu output, run on the CPU machine")
     parser.add_argument("--commit", help="the commit whose tree the device run built")
     parser.add_argument("--ab", help="the output folder of another device run whose baseline "
                                      "stage gives the A/B section")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
     args = parser.parse_args(argv)
     if args.out_dir is None:
-        if args.cpu is None and args.cli is None:
-            parser.error("give OUT_DIR, or --cpu or --cli for the host sections alone")
-        text = render_host(args.cpu, args.cpu_machine, args.cli)
+        if args.cpu is None and args.cli is None and args.cpu_peers is None:
+            parser.error("give OUT_DIR, or --cpu, --cpu-peers or --cli for the host sections alone")
+        text = render_host(args.cpu, args.cpu_machine, args.cli, args.cpu_peers)
     elif not Path(args.out_dir).is_dir():
         parser.error(f"{args.out_dir} is not a folder")
     else:
-        text = render(args.out_dir, args.cpu, args.cpu_machine, args.commit, args.ab, args.cli)
+        text = render(args.out_dir, args.cpu, args.cpu_machine, args.commit, args.ab, args.cli,
+                      args.cpu_peers)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

@@ -218,3 +218,18 @@ def test_host_sections_alone_need_no_device_run(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("## CPU (`l2norm-bench-cpu`)")
     assert "## CLI end to end" in text and "Card:" not in text
+
+
+def test_cpu_peers_section(tmp_path):
+    peers = tmp_path / "peers_cpu.md"
+    peers.write_text(
+        "<!-- faiss: not importable (No module named 'faiss') -->\n"
+        "| shape (rows x dim, f32) | copy us | l2norm us (ratio) | NumPy us (ratio) | "
+        "FAISS normalize_L2 us (ratio) |\n|---|---|---|---|---|\n"
+        "| 65536 x 128 f32 | 2749.6 | 2444.6 (1.12) | 13418.8 (0.20) | n/a |\n")
+    text = make_results.render_host(cpu_peers=str(peers), cpu_machine="2-core VM")
+    body = section("\n" + text, "CPU peers")
+    assert "| 65536 x 128 f32 | 2749.6 | 2444.6 (1.12) | 13418.8 (0.20) | n/a |" in body
+    assert "2-core VM." in body
+    assert "Not importable: faiss: not importable (No module named 'faiss')." in body
+    assert "## CPU peers" not in make_results.render_host(cpu=str(TESTDATA / "cpu_bench.json"))
