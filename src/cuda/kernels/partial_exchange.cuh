@@ -1,6 +1,6 @@
 // How the co-resident blocks of a cooperative launch exchange partial sums through a zeroed
-// workspace the encoder owns, with no fence, float atomic or barrier word: the protocol
-// l2_norm_split.cuh describes, here apart from any kernel.
+// workspace the encoder owns, with no fence, float atomic or barrier word (l2_norm_split,
+// l2_norm_backward_split).
 //
 // Each partial is written once, with relaxed 64-bit stores, into words that carry a tag in their
 // high 32 bits (an f32 partial in the low 32 bits of one word, an f64 partial in two words, its
