@@ -91,23 +91,14 @@ __device__ __forceinline__ float warp_row_sum(const unsigned long long* words, l
   return warps_tree<kWarps>(totals);
 }
 
-// Where one wave's partial sums live: the row's partials are contiguous (one per tile on chip,
-// one per block streamed), two parities because a block may run one wave ahead of a slower block
-// of its row, never two. In units; a unit is kPartialWords<T> words.
-struct PartialLayout {
-  long long per_row;
-  long long first_own;  // this block's first partial, relative to the parity base
-  long long parity_stride;
-};
-
 // The row's sum of squares in T (f32, or f64 for the rare path), in an order fixed by dim alone:
 // on chip tiles.cuh's order; streamed, per block a block-wide tree, then a tree over the blocks.
 // Both end their block's own sums with a block barrier, after which `first_tag` (the dispatch's
 // first tag, in shared memory, written by thread 0 in the first wave) may be read.
 // `thread_sum(tile)` gives the thread's sum of a tile; `while_waiting()` runs after the block's
-// own partials are published, before the row's are awaited; `tile_scratch` holds
-// tile_sums_of_squares' totals, `row_scratch` kWarps values for the last group_sum (apart, so that
-// it cannot overwrite totals another thread still reads).
+// own partials are published, before the row's are awaited; `tile_scratch` holds tile_sums'
+// totals, `row_scratch` kWarps values for the last group_sum (apart, so that it cannot overwrite
+// totals another thread still reads).
 template <typename T, typename ThreadSum, typename WhileWaiting>
 __device__ __forceinline__ T row_sum_of_squares(
     unsigned long long* partials, const PartialLayout& layout, const unsigned int& first_tag,
@@ -115,7 +106,7 @@ __device__ __forceinline__ T row_sum_of_squares(
     ThreadSum thread_sum, WhileWaiting while_waiting, T* tile_scratch, T* row_scratch) {
   unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kPartialWords<T>;
   if constexpr (kOnChip) {
-    const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, thread_sum, tile_scratch);
+    const T tile_sum = tile_sums<kWarps, T>(first_tile, end_tile, thread_sum, tile_scratch);
     if (threadIdx.x < end_tile - first_tile) {
       publish_partial(base, layout.first_own + threadIdx.x, wave_tag(first_tag, wave), tile_sum);
     }
@@ -217,10 +208,8 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
   const long long segment = blockIdx.x % blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
-  PartialLayout layout;
-  layout.per_row = kOnChip ? tiles : split.blocks_per_row;
-  layout.first_own = row_in_wave * layout.per_row + (kOnChip ? first_tile : segment);
-  layout.parity_stride = split.rows_per_wave * layout.per_row;
+  const PartialLayout layout = partial_layout<kOnChip>(
+      tiles, split.blocks_per_row, split.rows_per_wave, row_in_wave, segment, first_tile);
 
   float x[kValues];
   for (long long wave = 0; wave < split.waves; ++wave) {

@@ -180,62 +180,18 @@ __device__ __forceinline__ float thread_sum_of_squares(long long tile, Values va
 static_assert(kVec <= 8 && kValues % 8 == 0, "the rare path sums chunks of eight values");
 constexpr int kRareChunkVectors = 8 / kVec;
 
-__device__ constexpr int log2_of(int power_of_two) {
-  return power_of_two <= 1 ? 0 : 1 + log2_of(power_of_two / 2);
-}
-
 // The thread's f64 sum of squares of a tile, in sum_of_squares_f64's order over its kValues
-// values: a pairwise tree per chunk of eight, then over the chunks. The tree over the chunks grows
-// as they arrive, in registers: waiting[k] holds a finished left subtree of 2^k chunks until its
-// right sibling is done (chunk's bit k set), as a binary counter carries.
+// values: a pairwise tree per chunk of eight, then chunk_tree over the chunks.
 template <typename VectorAt>
 __device__ __forceinline__ double rare_thread_sum_of_squares(long long tile, VectorAt vector_at) {
-  constexpr int kChunks = kValues / 8;
-  constexpr int kLevels = log2_of(kChunks);
-  static_assert((kChunks & (kChunks - 1)) == 0, "the chunk tree needs a power-of-two count");
-  double waiting[kLevels + 1];
-  double sum = 0.0;
-#pragma unroll 1
-  for (int chunk = 0; chunk < kChunks; ++chunk) {
+  return chunk_tree<double, kValues / 8>([&](int chunk) {
     float x[8];
 #pragma unroll
     for (int v = 0; v < kRareChunkVectors; ++v) {
       vector_at(tile, chunk * kRareChunkVectors + v, x + v * kVec);
     }
-    sum = sum_of_squares_f64(x);
-    bool carrying = true;
-#pragma unroll
-    for (int level = 0; level < kLevels; ++level) {
-      if (carrying) {
-        if ((chunk >> level) & 1) {
-          sum = waiting[level] + sum;
-        } else {
-          waiting[level] = sum;
-          carrying = false;
-        }
-      }
-    }
-  }
-  // The last chunk (every bit set) carried through every level: sum is the whole tree.
-  return sum;
-}
-
-// The sums of squares of tiles first_tile .. end_tile - 1 (at most the policy's
-// max_tiles_per_block), in T (f32, or f64 for the rare path): thread t returns tile
-// first_tile + t's sum (others return zero). `thread_sum(tile)` gives the thread's sum of a tile;
-// `scratch` holds kWarps values per tile. Each tile gets group_sum's warp butterfly as it is read
-// and, after one block barrier for all tiles, its cross-warp tree from thread t: group_sum's order
-// with one barrier instead of two per tile.
-template <typename T, typename ThreadSum>
-__device__ __forceinline__ T tile_sums_of_squares(long long first_tile, long long end_tile,
-                                                  ThreadSum thread_sum, T* scratch) {
-  for (long long tile = first_tile; tile < end_tile; ++tile) {
-    const T squares = warp_butterfly<32>(thread_sum(tile));
-    if (threadIdx.x % 32 == 0) scratch[(tile - first_tile) * kWarps + threadIdx.x / 32] = squares;
-  }
-  __syncthreads();
-  const long long own_tile = threadIdx.x;
-  return own_tile < end_tile - first_tile ? warps_tree<kWarps>(scratch + own_tile * kWarps) : T(0);
+    return sum_of_squares_f64(x);
+  });
 }
 
 // How a row is scaled, from its f32 sum of squares; `sum_f64()` gives the f64 sum, wanted only
