@@ -76,43 +76,15 @@ __device__ __forceinline__ Byte* tile_start(Byte* base, long long row_offset, lo
   return base + (row_offset + tile * kTileVectors * kBackwardVec) * kElementSize;
 }
 
-#if L2NORM_BACKWARD_L2_HINTS
-__device__ __forceinline__ unsigned long long read_once_policy() {
-  unsigned long long policy;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
-}
-#endif
-
-// One raw vector at `address` that no pass reads again: the line is the first to leave L2, so
-// it recycles the tensors' own lines instead of evicting other dirty data, whose write-back would
-// share DRAM with the reads.
+// One raw vector at `address` that no pass reads again: with L2 hints, an evict-first load
+// (element.cuh).
 template <int Dtype>
 __device__ __forceinline__ RawOf<Dtype> load_raw_read_once(const char* address) {
-  RawOf<Dtype> raw;
 #if L2NORM_BACKWARD_L2_HINTS
-  constexpr int kBytes = kVectorBytes<Dtype>;
-  if constexpr (kBytes == 16) {
-    asm volatile("ld.global.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
-                 : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
-                 : "l"(address), "l"(read_once_policy()));
-  } else if constexpr (kBytes == 8) {
-    asm volatile("ld.global.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;"
-                 : "=r"(raw.x), "=r"(raw.y)
-                 : "l"(address), "l"(read_once_policy()));
-  } else if constexpr (kBytes == 4) {
-    asm volatile("ld.global.L2::cache_hint.u32 %0, [%1], %2;"
-                 : "=r"(raw)
-                 : "l"(address), "l"(read_once_policy()));
-  } else {
-    asm volatile("ld.global.L2::cache_hint.u16 %0, [%1], %2;"
-                 : "=h"(raw)
-                 : "l"(address), "l"(read_once_policy()));
-  }
+  return load_raw_evict_first<kVectorBytes<Dtype>>(address);
 #else
-  raw = *reinterpret_cast<const RawOf<Dtype>*>(address);
+  return *reinterpret_cast<const RawOf<Dtype>*>(address);
 #endif
-  return raw;
 }
 
 // The thread's vector `item` of `tile` of a tensor read from memory, zero past the row's end;
@@ -167,19 +139,7 @@ __device__ __forceinline__ void stage_tile(const void* base, long long row_offse
     RawOf<Dtype>* target = slot + vector;
 #if L2NORM_BACKWARD_L2_HINTS
     if constexpr (kBytes >= 4) {
-      const auto address = static_cast<unsigned int>(__cvta_generic_to_shared(target));
-      const unsigned int source_bytes = inside ? kBytes : 0;
-      if constexpr (kBytes == 16) {
-        asm volatile(
-            "cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(address),
-            "l"(source), "r"(source_bytes), "l"(read_once_policy())
-            : "memory");
-      } else {
-        asm volatile(
-            "cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3, %4;" ::"r"(address),
-            "l"(source), "n"(kBytes), "r"(source_bytes), "l"(read_once_policy())
-            : "memory");
-      }
+      copy_async_evict_first<kBytes>(target, source, inside);
     } else {
       *target = inside ? load_raw_read_once<Dtype>(source) : RawOf<Dtype>{};
     }

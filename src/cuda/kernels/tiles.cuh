@@ -56,36 +56,13 @@ __device__ __forceinline__ Byte* tile_start(Byte* base, long long row_offset, lo
   return base + (row_offset + tile * kTileVectors * kVec) * E::kBytes;
 }
 
-#if L2NORM_ASYNC_STAGING
-__device__ __forceinline__ unsigned long long evict_first_policy() {
-  unsigned long long policy;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
-}
-#endif
-
-// load_vector for data a kernel reads exactly once: the line is the first to leave L2, so it
-// recycles the input's own lines instead of evicting other dirty data, whose write-back would share
-// DRAM with the reads.
+// load_vector for data a kernel reads exactly once: with asynchronous staging, an L2 evict-first
+// load (element.cuh).
 __device__ __forceinline__ void load_vector_read_once(const void* base, long long offset,
                                                       float* out) {
 #if L2NORM_ASYNC_STAGING
   const char* address = static_cast<const char*>(base) + offset * In::kBytes;
-  raw_vector_t raw;
-#if L2NORM_VEC_BYTES == 16
-  asm volatile("ld.global.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
-               : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
-               : "l"(address), "l"(evict_first_policy()));
-#elif L2NORM_VEC_BYTES == 8
-  asm volatile("ld.global.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;"
-               : "=r"(raw.x), "=r"(raw.y)
-               : "l"(address), "l"(evict_first_policy()));
-#else
-  asm volatile("ld.global.L2::cache_hint.u32 %0, [%1], %2;"
-               : "=r"(raw)
-               : "l"(address), "l"(evict_first_policy()));
-#endif
-  widen_raw<In, kVec>(raw, out);
+  widen_raw<In, kVec>(load_raw_evict_first<L2NORM_VEC_BYTES>(address), out);
 #else
   load_vector<In, kVec>(base, offset, out);
 #endif
@@ -108,17 +85,7 @@ __device__ __forceinline__ void stage_tile(const void* input, long long row_offs
     const char* source = inside ? start + vector * L2NORM_VEC_BYTES : start;
     raw_vector_t* target = slot + threadIdx.x + item * kBlockThreads;
 #if L2NORM_ASYNC_STAGING
-    const auto address = static_cast<unsigned int>(__cvta_generic_to_shared(target));
-    const unsigned int source_bytes = inside ? L2NORM_VEC_BYTES : 0;
-#if L2NORM_VEC_BYTES == 16
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(address),
-                 "l"(source), "r"(source_bytes), "l"(evict_first_policy())
-                 : "memory");
-#else
-    asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3, %4;" ::"r"(address),
-                 "l"(source), "n"(L2NORM_VEC_BYTES), "r"(source_bytes), "l"(evict_first_policy())
-                 : "memory");
-#endif
+    copy_async_evict_first<L2NORM_VEC_BYTES>(target, source, inside);
 #else
     *target = inside ? *reinterpret_cast<const raw_vector_t*>(source) : raw_vector_t{};
 #endif
