@@ -1,7 +1,7 @@
 // Element types and their exact conversions, as template parameters: a kernel names the element
 // type of each tensor it touches (F32, F16, BF16, or Element<code> for an L2NORM_DTYPE_* code), so
 // one translation unit may hold tensors of several dtypes and several kernel configurations. No
-// define is read here.
+// L2NORM_ define is read here.
 //
 // f16 and bf16 are raw 16-bit patterns: NVRTC sees no toolkit headers, and the PTX conversions
 // below are the exact round-to-nearest-even ones (NaN stays NaN, subnormals are kept). Every
@@ -177,5 +177,61 @@ __device__ __forceinline__ void store_vector(void* base, long long offset, const
         narrow_raw<E, kPiece>(in + piece * kPiece);
   }
 }
+
+// ---- L2 evict-first accesses (sm_80 and newer), for data a kernel reads exactly once: its lines
+// are the first to leave L2, so they recycle the tensors' own lines instead of evicting other
+// dirty data, whose write-back would share DRAM with the reads ----
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+__device__ __forceinline__ unsigned long long evict_first_policy() {
+  unsigned long long policy;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+  return policy;
+}
+
+// The raw vector of `Bytes` bytes (16, 8, 4 or 2) at global `address`.
+template <int Bytes>
+__device__ __forceinline__ typename RawVector<Bytes>::type load_raw_evict_first(
+    const char* address) {
+  typename RawVector<Bytes>::type raw;
+  if constexpr (Bytes == 16) {
+    asm volatile("ld.global.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+                 : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
+                 : "l"(address), "l"(evict_first_policy()));
+  } else if constexpr (Bytes == 8) {
+    asm volatile("ld.global.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;"
+                 : "=r"(raw.x), "=r"(raw.y)
+                 : "l"(address), "l"(evict_first_policy()));
+  } else if constexpr (Bytes == 4) {
+    asm volatile("ld.global.L2::cache_hint.u32 %0, [%1], %2;"
+                 : "=r"(raw)
+                 : "l"(address), "l"(evict_first_policy()));
+  } else {
+    asm volatile("ld.global.L2::cache_hint.u16 %0, [%1], %2;"
+                 : "=h"(raw)
+                 : "l"(address), "l"(evict_first_policy()));
+  }
+  return raw;
+}
+
+// Starts an asynchronous copy (cp.async) of `Bytes` bytes (16, 8 or 4) from global `source` to
+// shared `target`; where `inside` is false it reads nothing (`source` must still be a valid
+// address) and fills `target` with zeros.
+template <int Bytes>
+__device__ __forceinline__ void copy_async_evict_first(void* target, const char* source,
+                                                       bool inside) {
+  const auto address = static_cast<unsigned int>(__cvta_generic_to_shared(target));
+  const unsigned int source_bytes = inside ? Bytes : 0;
+  if constexpr (Bytes == 16) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(address),
+                 "l"(source), "r"(source_bytes), "l"(evict_first_policy())
+                 : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3, %4;" ::"r"(address),
+                 "l"(source), "n"(Bytes), "r"(source_bytes), "l"(evict_first_policy())
+                 : "memory");
+  }
+}
+#endif
 
 }  // namespace l2norm_kernels

@@ -120,16 +120,8 @@ struct BackwardRowOffsets {
   long long dx;
 };
 
-// n / outer_sizes[i], with the host's multiplier and shift (src/cuda/outer_divisor.hpp).
-__device__ __forceinline__ unsigned long long divide_by_outer_size(const L2NormBackwardArgs& args,
-                                                                   int i, unsigned long long n) {
-  const int shift = args.outer_shifts[i];
-  if (shift == 0) return n;
-  const unsigned long long high = __umul64hi(args.outer_multipliers[i], n);
-  return (high + ((n - high) >> 1)) >> (shift - 1);
-}
-
-// Divisions only for views whose leading dims could not be merged into one.
+// Divisions only for views whose leading dims could not be merged into one (outer_step,
+// row_math.cuh).
 __device__ __forceinline__ BackwardRowOffsets backward_row_offsets(const L2NormBackwardArgs& args,
                                                                    long long row) {
   if (args.outer_rank == 1) {
@@ -140,10 +132,9 @@ __device__ __forceinline__ BackwardRowOffsets backward_row_offsets(const L2NormB
 #pragma unroll
   for (int i = L2NORM_BACKWARD_MAX_OUTER_RANK - 1; i >= 1; --i) {
     if (i < args.outer_rank) {
-      const unsigned long long quotient = divide_by_outer_size(args, i, rest);
-      const auto index = static_cast<long long>(
-          rest - quotient * static_cast<unsigned long long>(args.outer_sizes[i]));
-      rest = quotient;
+      const OuterStep step = outer_step(args, i, rest);
+      const long long index = step.index;
+      rest = step.rest;
       offsets.dy += index * args.strides[0][i];
       offsets.y += index * args.strides[1][i];
       offsets.dx += index * args.strides[2][i];

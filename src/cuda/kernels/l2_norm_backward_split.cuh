@@ -76,43 +76,15 @@ __device__ __forceinline__ Byte* tile_start(Byte* base, long long row_offset, lo
   return base + (row_offset + tile * kTileVectors * kBackwardVec) * kElementSize;
 }
 
-#if L2NORM_BACKWARD_L2_HINTS
-__device__ __forceinline__ unsigned long long read_once_policy() {
-  unsigned long long policy;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
-}
-#endif
-
-// One raw vector at `address` that no pass reads again: the line is the first to leave L2, so
-// it recycles the tensors' own lines instead of evicting other dirty data, whose write-back would
-// share DRAM with the reads.
+// One raw vector at `address` that no pass reads again: with L2 hints, an evict-first load
+// (element.cuh).
 template <int Dtype>
 __device__ __forceinline__ RawOf<Dtype> load_raw_read_once(const char* address) {
-  RawOf<Dtype> raw;
 #if L2NORM_BACKWARD_L2_HINTS
-  constexpr int kBytes = kVectorBytes<Dtype>;
-  if constexpr (kBytes == 16) {
-    asm volatile("ld.global.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
-                 : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
-                 : "l"(address), "l"(read_once_policy()));
-  } else if constexpr (kBytes == 8) {
-    asm volatile("ld.global.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;"
-                 : "=r"(raw.x), "=r"(raw.y)
-                 : "l"(address), "l"(read_once_policy()));
-  } else if constexpr (kBytes == 4) {
-    asm volatile("ld.global.L2::cache_hint.u32 %0, [%1], %2;"
-                 : "=r"(raw)
-                 : "l"(address), "l"(read_once_policy()));
-  } else {
-    asm volatile("ld.global.L2::cache_hint.u16 %0, [%1], %2;"
-                 : "=h"(raw)
-                 : "l"(address), "l"(read_once_policy()));
-  }
+  return load_raw_evict_first<kVectorBytes<Dtype>>(address);
 #else
-  raw = *reinterpret_cast<const RawOf<Dtype>*>(address);
+  return *reinterpret_cast<const RawOf<Dtype>*>(address);
 #endif
-  return raw;
 }
 
 // The thread's vector `item` of `tile` of a tensor read from memory, zero past the row's end;
@@ -167,19 +139,7 @@ __device__ __forceinline__ void stage_tile(const void* base, long long row_offse
     RawOf<Dtype>* target = slot + vector;
 #if L2NORM_BACKWARD_L2_HINTS
     if constexpr (kBytes >= 4) {
-      const auto address = static_cast<unsigned int>(__cvta_generic_to_shared(target));
-      const unsigned int source_bytes = inside ? kBytes : 0;
-      if constexpr (kBytes == 16) {
-        asm volatile(
-            "cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(address),
-            "l"(source), "r"(source_bytes), "l"(read_once_policy())
-            : "memory");
-      } else {
-        asm volatile(
-            "cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3, %4;" ::"r"(address),
-            "l"(source), "n"(kBytes), "r"(source_bytes), "l"(read_once_policy())
-            : "memory");
-      }
+      copy_async_evict_first<kBytes>(target, source, inside);
     } else {
       *target = inside ? load_raw_read_once<Dtype>(source) : RawOf<Dtype>{};
     }
@@ -257,34 +217,6 @@ struct PairwiseTree {
   }
 };
 
-// The sums of tiles first_tile .. end_tile - 1 (at most the policy's max_tiles_per_block), in T:
-// thread t returns tile first_tile + t's sum (others return zero). `thread_sum(tile)` gives the
-// thread's sum of a tile; `scratch` holds kWarps values per tile. Each tile gets group_sum's warp
-// butterfly as it is read and, after one block barrier for all tiles, its cross-warp tree from
-// thread t: group_sum's order with one barrier instead of two per tile.
-template <typename T, typename ThreadSum>
-__device__ __forceinline__ T tile_sums(long long first_tile, long long end_tile,
-                                       const ThreadSum& thread_sum, T* scratch) {
-  for (long long tile = first_tile; tile < end_tile; ++tile) {
-    const T sum = warp_butterfly<32>(thread_sum(tile));
-    if (threadIdx.x % 32 == 0) scratch[(tile - first_tile) * kWarps + threadIdx.x / 32] = sum;
-  }
-  __syncthreads();
-  const long long own_tile = threadIdx.x;
-  return own_tile < end_tile - first_tile ? warps_tree<kWarps>(scratch + own_tile * kWarps) : T(0);
-}
-
-// Where one wave's partial sums of one kind live: the row's partials are contiguous (one per
-// tile on chip, one per block streamed), two parities because a block may run one wave ahead of
-// a slower block of its row, never two (it cannot finish a wave's last exchange before every
-// block of its row has published that wave's partials, which each does after its reads of the
-// wave before). In units of one partial.
-struct PartialLayout {
-  long long per_row;
-  long long first_own;  // this block's first partial, relative to the parity base
-  long long parity_stride;
-};
-
 // The row's sum in T of `thread_sum(tile)` over its tiles, in the order the file's head states;
 // every thread of the block gets it, and every block of the row the same bits. `words` is the
 // kind's array of tagged words, `exchange` whether the row has other blocks. Every thread of the
@@ -302,7 +234,7 @@ __device__ __forceinline__ T row_sum(unsigned long long* words, const PartialLay
   T own;
   bool holds_unit;
   if constexpr (kOnChip) {
-    own = tile_sums<T>(first_tile, end_tile, thread_sum, tile_scratch);
+    own = tile_sums<kWarps, T>(first_tile, end_tile, thread_sum, tile_scratch);
     holds_unit = threadIdx.x < end_tile - first_tile;
   } else {
     PairwiseTree<T> tree;
@@ -335,39 +267,6 @@ __device__ __forceinline__ T row_sum(unsigned long long* words, const PartialLay
 
 constexpr int kRareChunks = kValues / 8;
 constexpr int kRareChunkVectors = 8 / kBackwardVec;
-
-__device__ constexpr int log2_of(int power_of_two) {
-  return power_of_two <= 1 ? 0 : 1 + log2_of(power_of_two / 2);
-}
-
-// The pairwise sum of the thread's kValues values of a tile as a tree over its aligned chunks of
-// eight (the same bits as the tree over all of them): `chunk_sum(chunk)` gives a chunk's pairwise
-// sum; the tree over the chunks grows as they arrive, waiting[k] holding a finished left subtree
-// of 2^k chunks until its right sibling is done, as a binary counter carries.
-template <typename T, typename ChunkSum>
-__device__ __forceinline__ T chunk_tree(const ChunkSum& chunk_sum) {
-  constexpr int kLevels = log2_of(kRareChunks);
-  T waiting[kLevels + 1];
-  T sum = T(0);
-#pragma unroll 1
-  for (int chunk = 0; chunk < kRareChunks; ++chunk) {
-    sum = chunk_sum(chunk);
-    bool carrying = true;
-#pragma unroll
-    for (int level = 0; level < kLevels; ++level) {
-      if (carrying) {
-        if ((chunk >> level) & 1) {
-          sum = waiting[level] + sum;
-        } else {
-          waiting[level] = sum;
-          carrying = false;
-        }
-      }
-    }
-  }
-  // The last chunk (every bit set) carried through every level: sum is the whole tree.
-  return sum;
-}
 
 // The eight values of chunk `chunk` of a tensor's tile.
 template <typename VectorAt>
@@ -415,10 +314,8 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
   const long long segment = blockIdx.x % blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
-  PartialLayout layout;
-  layout.per_row = kOnChip ? tiles : split.blocks_per_row;
-  layout.first_own = row_in_wave * layout.per_row + (kOnChip ? first_tile : segment);
-  layout.parity_stride = split.rows_per_wave * layout.per_row;
+  const PartialLayout layout = partial_layout<kOnChip>(
+      tiles, split.blocks_per_row, split.rows_per_wave, row_in_wave, segment, first_tile);
 
   // On chip: the segment's first tile, in registers.
   float dy_kept[kValues];
@@ -518,7 +415,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
       const double sum_f64 = row_sum<double>(
           split.squares_f64, layout, exchange, first_tag, wave, row_in_wave, first_tile, end_tile,
           [&](long long tile) {
-            return chunk_tree<double>([&](int chunk) {
+            return chunk_tree<double, kRareChunks>([&](int chunk) {
               float x[8];
               read_chunk(x_vector_at, tile, chunk, x);
               return sum_of_squares_f64(x);
@@ -531,7 +428,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     // a chunk at a time (the same order).
     const auto thread_dot = [&](long long tile) {
       if (factor.rare) {
-        return chunk_tree<float>([&](int chunk) {
+        return chunk_tree<float, kRareChunks>([&](int chunk) {
           float dy[8];
           float y[8];
           read_chunk(dy_vector_at, tile, chunk, dy);

@@ -1,7 +1,9 @@
 // l2_norm_split: rows too long for one block, or in batches too small to give every
 // multiprocessor a row (else l2_norm_staged). Each row is cut into blocks_per_row segments handled
 // by co-resident blocks (cooperative launch); the blocks of one row exchange partial sums through
-// the encoder's workspace as tagged words (below), with no atomics but one per block per dispatch.
+// the encoder's workspace as tagged words (partial_exchange.cuh), with no atomics but one per block
+// per dispatch: a row's blocks wait only for the partials themselves, which is faster than an
+// arrival counter with acquire/release atomics (docs/PERFORMANCE.md).
 //
 // Two modes, each its own kernel (L2NORM_SPLIT_ON_CHIP), chosen on the host from dim and the
 // device alone:
@@ -19,6 +21,7 @@
 // vectors per thread per tile, L2NORM_BLOCK_THREADS, L2NORM_EPS_CLAMP, L2NORM_SCALED),
 // L2NORM_SPLIT_ON_CHIP (1 on chip, 0 streamed), L2NORM_ROW_SUM_IN_WARPS (1: on chip, rows of at
 // most the policy's warp_row_sum_tiles tiles, warp_row_sum).
+#include "partial_exchange.cuh"
 #include "tiles.cuh"
 
 namespace l2norm_kernels {
@@ -32,83 +35,6 @@ __device__ __forceinline__ void load_tile(const L2NormArgs& args, long long row_
 #pragma unroll
   for (int item = 0; item < kItems; ++item) {
     load_tile_vector<kOnChip>(args.input, row_offset, tile, vectors, item, x + item * kVec);
-  }
-}
-
-// How the blocks of a row exchange partial sums: each partial is written once, with relaxed
-// 64-bit stores, into words that carry a tag in their high 32 bits (an f32 partial in the low 32
-// bits of one word, an f64 partial in two words, its high half first); a reader polls each word
-// with relaxed loads until it carries the tag it expects. The value travels in the same
-// single-copy-atomic word as its tag, so no fence, atomic or barrier word is needed: a row's
-// blocks wait only for the partials themselves, which is faster than an arrival counter with
-// acquire/release atomics (docs/PERFORMANCE.md).
-//
-// Tags: every dispatch claims one per wave, all newer than any word already in the workspace,
-// from a counter word whose high 32 bits are the next tag and whose low 32 count the blocks that
-// have started. Thread 0 of every block adds one; the last block to start moves the tag past this
-// dispatch's waves and zeroes the count in one further add. Every block of the grid reads the same
-// tag base: the count returns to zero only after all of them have added. The workspace starts
-// zeroed and tags start at 1, so a word no dispatch wrote never matches. Tags repeat after 2^32
-// waves; a word could then match only if no dispatch wrote it for exactly that many waves.
-__device__ __forceinline__ unsigned int claim_wave_tags(const L2NormSplitArgs& split) {
-  unsigned long long before;
-  asm volatile("atom.relaxed.gpu.global.add.u64 %0, [%1], 1;"
-               : "=l"(before)
-               : "l"(split.tag_counter)
-               : "memory");
-  if ((before & 0xffffffffull) == gridDim.x - 1) {
-    const unsigned long long advance =
-        (static_cast<unsigned long long>(split.waves) << 32) - gridDim.x;
-    asm volatile("red.relaxed.gpu.global.add.u64 [%0], %1;" ::"l"(split.tag_counter), "l"(advance)
-                 : "memory");
-  }
-  return static_cast<unsigned int>(before >> 32) + 1;
-}
-
-__device__ __forceinline__ unsigned int wave_tag(unsigned int first_tag, long long wave) {
-  return first_tag + static_cast<unsigned int>(wave);
-}
-
-__device__ __forceinline__ void store_tagged(unsigned long long* word, unsigned int tag,
-                                             unsigned int bits) {
-  const unsigned long long tagged = (static_cast<unsigned long long>(tag) << 32) | bits;
-  asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(word), "l"(tagged) : "memory");
-}
-
-__device__ __forceinline__ unsigned int await_tagged(const unsigned long long* word,
-                                                     unsigned int tag) {
-  unsigned long long tagged;
-  do {
-    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(tagged) : "l"(word) : "memory");
-  } while (static_cast<unsigned int>(tagged >> 32) != tag);
-  return static_cast<unsigned int>(tagged);
-}
-
-// Words per partial, and the partial of unit `unit` written and awaited.
-template <typename T>
-constexpr int kWordsPerPartial = sizeof(T) / sizeof(unsigned int);
-
-__device__ __forceinline__ void publish_partial(unsigned long long* words, long long unit,
-                                                unsigned int tag, float value) {
-  store_tagged(words + unit, tag, __float_as_uint(value));
-}
-
-__device__ __forceinline__ void publish_partial(unsigned long long* words, long long unit,
-                                                unsigned int tag, double value) {
-  const auto bits = static_cast<unsigned long long>(__double_as_longlong(value));
-  store_tagged(words + 2 * unit, tag, static_cast<unsigned int>(bits >> 32));
-  store_tagged(words + 2 * unit + 1, tag, static_cast<unsigned int>(bits));
-}
-
-template <typename T>
-__device__ __forceinline__ T await_partial(const unsigned long long* words, long long unit,
-                                           unsigned int tag) {
-  if constexpr (sizeof(T) == sizeof(double)) {
-    const unsigned long long high = await_tagged(words + 2 * unit, tag);
-    const unsigned long long low = await_tagged(words + 2 * unit + 1, tag);
-    return __longlong_as_double(static_cast<long long>((high << 32) | low));
-  } else {
-    return __uint_as_float(await_tagged(words + unit, tag));
   }
 }
 
@@ -165,31 +91,22 @@ __device__ __forceinline__ float warp_row_sum(const unsigned long long* words, l
   return warps_tree<kWarps>(totals);
 }
 
-// Where one wave's partial sums live: the row's partials are contiguous (one per tile on chip,
-// one per block streamed), two parities because a block may run one wave ahead of a slower block
-// of its row, never two. In units; a unit is kWordsPerPartial<T> words.
-struct PartialLayout {
-  long long per_row;
-  long long first_own;  // this block's first partial, relative to the parity base
-  long long parity_stride;
-};
-
 // The row's sum of squares in T (f32, or f64 for the rare path), in an order fixed by dim alone:
 // on chip tiles.cuh's order; streamed, per block a block-wide tree, then a tree over the blocks.
 // Both end their block's own sums with a block barrier, after which `first_tag` (the dispatch's
 // first tag, in shared memory, written by thread 0 in the first wave) may be read.
 // `thread_sum(tile)` gives the thread's sum of a tile; `while_waiting()` runs after the block's
-// own partials are published, before the row's are awaited; `tile_scratch` holds
-// tile_sums_of_squares' totals, `row_scratch` kWarps values for the last group_sum (apart, so that
-// it cannot overwrite totals another thread still reads).
+// own partials are published, before the row's are awaited; `tile_scratch` holds tile_sums'
+// totals, `row_scratch` kWarps values for the last group_sum (apart, so that it cannot overwrite
+// totals another thread still reads).
 template <typename T, typename ThreadSum, typename WhileWaiting>
 __device__ __forceinline__ T row_sum_of_squares(
     unsigned long long* partials, const PartialLayout& layout, const unsigned int& first_tag,
     long long wave, long long row_in_wave, long long first_tile, long long end_tile,
     ThreadSum thread_sum, WhileWaiting while_waiting, T* tile_scratch, T* row_scratch) {
-  unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kWordsPerPartial<T>;
+  unsigned long long* base = partials + (wave & 1) * layout.parity_stride * kPartialWords<T>;
   if constexpr (kOnChip) {
-    const T tile_sum = tile_sums_of_squares<T>(first_tile, end_tile, thread_sum, tile_scratch);
+    const T tile_sum = tile_sums<kWarps, T>(first_tile, end_tile, thread_sum, tile_scratch);
     if (threadIdx.x < end_tile - first_tile) {
       publish_partial(base, layout.first_own + threadIdx.x, wave_tag(first_tag, wave), tile_sum);
     }
@@ -291,10 +208,8 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
   const long long segment = blockIdx.x % blocks_per_row;
   const long long first_tile = segment * split.tiles_per_block;
   const long long end_tile = min(first_tile + split.tiles_per_block, tiles);
-  PartialLayout layout;
-  layout.per_row = kOnChip ? tiles : split.blocks_per_row;
-  layout.first_own = row_in_wave * layout.per_row + (kOnChip ? first_tile : segment);
-  layout.parity_stride = split.rows_per_wave * layout.per_row;
+  const PartialLayout layout = partial_layout<kOnChip>(
+      tiles, split.blocks_per_row, split.rows_per_wave, row_in_wave, segment, first_tile);
 
   float x[kValues];
   for (long long wave = 0; wave < split.waves; ++wave) {
@@ -309,7 +224,7 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 1)
     // staged tile are in flight together. One call site each for the register loads and the
     // staging keeps NVRTC's compile time down.
     if constexpr (kOnChip) load_tile(args, offsets.input, first_tile, vectors, x);
-    if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split);
+    if (wave == 0 && threadIdx.x == 0) first_tag = claim_wave_tags(split.tag_counter, split.waves);
 
     // Where staged tile `tile` (after the first) lives.
     const auto staged_tile_at = [&](long long tile) {

@@ -44,13 +44,13 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, 2)
 
     // Zero plus the tile's sum, as the split kernel gathers its tile sums.
     const float sum = group_sum<kBlockThreads>(
-        0.0f + tile_sums_of_squares<float>(
+        0.0f + tile_sums<kWarps, float>(
                    0, tiles, [&](long long tile) { return thread_sum_of_squares(tile, values); },
                    tile_scratch_f32),
         row_scratch_f32);
     const RowScale row_scale = row_scale_from(sum, args.eps, [&] {
       return group_sum<kBlockThreads>(
-          0.0 + tile_sums_of_squares<double>(
+          0.0 + tile_sums<kWarps, double>(
                     0, tiles,
                     [&](long long tile) { return rare_thread_sum_of_squares(tile, vector_at); },
                     tile_scratch_f64),

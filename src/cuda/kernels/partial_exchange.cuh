@@ -1,6 +1,6 @@
 // How the co-resident blocks of a cooperative launch exchange partial sums through a zeroed
-// workspace the encoder owns, with no fence, float atomic or barrier word: the protocol
-// l2_norm_split.cuh describes, here apart from any kernel.
+// workspace the encoder owns, with no fence, float atomic or barrier word (l2_norm_split,
+// l2_norm_backward_split).
 //
 // Each partial is written once, with relaxed 64-bit stores, into words that carry a tag in their
 // high 32 bits (an f32 partial in the low 32 bits of one word, an f64 partial in two words, its
@@ -86,6 +86,33 @@ __device__ __forceinline__ T await_partial(const unsigned long long* words, long
   } else {
     return __uint_as_float(await_tagged(words + unit, tag));
   }
+}
+
+// Where one wave's partial sums of one kind live, for rows cut into segments of whole tiles, one
+// segment per block: the row's partials are contiguous (one per tile on chip, one per block
+// streamed), two parities because a block may run one wave ahead of a slower block of its row,
+// never two (it cannot finish a wave's last exchange before every block of its row has published
+// that wave's partials, which each does after its reads of the wave before). In units; a unit is
+// kPartialWords<T> words.
+struct PartialLayout {
+  long long per_row;
+  long long first_own;  // this block's first partial, relative to the parity base
+  long long parity_stride;
+};
+
+// The layout of block `segment` of row `row_in_wave` of a wave, its segment starting at tile
+// `first_tile`: one partial per tile (PerTile, of `tiles` per row) or per block (of
+// `blocks_per_row`), `rows_per_wave` rows a wave.
+template <bool PerTile>
+__device__ __forceinline__ PartialLayout partial_layout(long long tiles, long long blocks_per_row,
+                                                        long long rows_per_wave,
+                                                        long long row_in_wave, long long segment,
+                                                        long long first_tile) {
+  PartialLayout layout;
+  layout.per_row = PerTile ? tiles : blocks_per_row;
+  layout.first_own = row_in_wave * layout.per_row + (PerTile ? first_tile : segment);
+  layout.parity_stride = rows_per_wave * layout.per_row;
+  return layout;
 }
 
 }  // namespace l2norm_kernels

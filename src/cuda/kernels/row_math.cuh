@@ -134,13 +134,30 @@ struct RowOffsets {
   long long output;
 };
 
-// n / outer_sizes[i], with the host's multiplier and shift (src/cuda/outer_divisor.hpp).
-__device__ __forceinline__ unsigned long long divide_by_outer_size(const L2NormArgs& args, int i,
+// n / outer_sizes[i], with the host's multiplier and shift (src/cuda/outer_divisor.hpp), for the
+// arguments of any kernel (L2NormArgs, L2NormBackwardArgs).
+template <typename Args>
+__device__ __forceinline__ unsigned long long divide_by_outer_size(const Args& args, int i,
                                                                    unsigned long long n) {
   const int shift = args.outer_shifts[i];
   if (shift == 0) return n;
   const unsigned long long high = __umul64hi(args.outer_multipliers[i], n);
   return (high + ((n - high) >> 1)) >> (shift - 1);
+}
+
+// One step of splitting a row index over the outer dims, innermost first: for a row whose index
+// over dims 0 .. i is `rest` (i >= 1), its index along dim i and its index over dims 0 .. i - 1.
+struct OuterStep {
+  unsigned long long rest;
+  long long index;
+};
+
+template <typename Args>
+__device__ __forceinline__ OuterStep outer_step(const Args& args, int i, unsigned long long rest) {
+  const unsigned long long quotient = divide_by_outer_size(args, i, rest);
+  const auto index = static_cast<long long>(
+      rest - quotient * static_cast<unsigned long long>(args.outer_sizes[i]));
+  return {quotient, index};
 }
 
 // Divisions only for views whose leading dims could not be merged into one, and none for dim 0:
@@ -155,10 +172,9 @@ __device__ __forceinline__ RowOffsets row_offsets(const L2NormArgs& args, long l
 #pragma unroll
   for (int i = L2NORM_MAX_OUTER_RANK - 1; i >= 1; --i) {
     if (i < args.outer_rank) {
-      const unsigned long long quotient = divide_by_outer_size(args, i, rest);
-      const auto index = static_cast<long long>(
-          rest - quotient * static_cast<unsigned long long>(args.outer_sizes[i]));
-      rest = quotient;
+      const OuterStep step = outer_step(args, i, rest);
+      const long long index = step.index;
+      rest = step.rest;
       offsets.input += index * args.input_strides[i];
       offsets.output += index * args.output_strides[i];
     }

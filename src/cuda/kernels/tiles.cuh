@@ -56,36 +56,13 @@ __device__ __forceinline__ Byte* tile_start(Byte* base, long long row_offset, lo
   return base + (row_offset + tile * kTileVectors * kVec) * E::kBytes;
 }
 
-#if L2NORM_ASYNC_STAGING
-__device__ __forceinline__ unsigned long long evict_first_policy() {
-  unsigned long long policy;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
-}
-#endif
-
-// load_vector for data a kernel reads exactly once: the line is the first to leave L2, so it
-// recycles the input's own lines instead of evicting other dirty data, whose write-back would share
-// DRAM with the reads.
+// load_vector for data a kernel reads exactly once: with asynchronous staging, an L2 evict-first
+// load (element.cuh).
 __device__ __forceinline__ void load_vector_read_once(const void* base, long long offset,
                                                       float* out) {
 #if L2NORM_ASYNC_STAGING
   const char* address = static_cast<const char*>(base) + offset * In::kBytes;
-  raw_vector_t raw;
-#if L2NORM_VEC_BYTES == 16
-  asm volatile("ld.global.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
-               : "=r"(raw.x), "=r"(raw.y), "=r"(raw.z), "=r"(raw.w)
-               : "l"(address), "l"(evict_first_policy()));
-#elif L2NORM_VEC_BYTES == 8
-  asm volatile("ld.global.L2::cache_hint.v2.u32 {%0, %1}, [%2], %3;"
-               : "=r"(raw.x), "=r"(raw.y)
-               : "l"(address), "l"(evict_first_policy()));
-#else
-  asm volatile("ld.global.L2::cache_hint.u32 %0, [%1], %2;"
-               : "=r"(raw)
-               : "l"(address), "l"(evict_first_policy()));
-#endif
-  widen_raw<In, kVec>(raw, out);
+  widen_raw<In, kVec>(load_raw_evict_first<L2NORM_VEC_BYTES>(address), out);
 #else
   load_vector<In, kVec>(base, offset, out);
 #endif
@@ -108,17 +85,7 @@ __device__ __forceinline__ void stage_tile(const void* input, long long row_offs
     const char* source = inside ? start + vector * L2NORM_VEC_BYTES : start;
     raw_vector_t* target = slot + threadIdx.x + item * kBlockThreads;
 #if L2NORM_ASYNC_STAGING
-    const auto address = static_cast<unsigned int>(__cvta_generic_to_shared(target));
-    const unsigned int source_bytes = inside ? L2NORM_VEC_BYTES : 0;
-#if L2NORM_VEC_BYTES == 16
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(address),
-                 "l"(source), "r"(source_bytes), "l"(evict_first_policy())
-                 : "memory");
-#else
-    asm volatile("cp.async.ca.shared.global.L2::cache_hint [%0], [%1], %2, %3, %4;" ::"r"(address),
-                 "l"(source), "n"(L2NORM_VEC_BYTES), "r"(source_bytes), "l"(evict_first_policy())
-                 : "memory");
-#endif
+    copy_async_evict_first<L2NORM_VEC_BYTES>(target, source, inside);
 #else
     *target = inside ? *reinterpret_cast<const raw_vector_t*>(source) : raw_vector_t{};
 #endif
@@ -180,62 +147,18 @@ __device__ __forceinline__ float thread_sum_of_squares(long long tile, Values va
 static_assert(kVec <= 8 && kValues % 8 == 0, "the rare path sums chunks of eight values");
 constexpr int kRareChunkVectors = 8 / kVec;
 
-__device__ constexpr int log2_of(int power_of_two) {
-  return power_of_two <= 1 ? 0 : 1 + log2_of(power_of_two / 2);
-}
-
 // The thread's f64 sum of squares of a tile, in sum_of_squares_f64's order over its kValues
-// values: a pairwise tree per chunk of eight, then over the chunks. The tree over the chunks grows
-// as they arrive, in registers: waiting[k] holds a finished left subtree of 2^k chunks until its
-// right sibling is done (chunk's bit k set), as a binary counter carries.
+// values: a pairwise tree per chunk of eight, then chunk_tree over the chunks.
 template <typename VectorAt>
 __device__ __forceinline__ double rare_thread_sum_of_squares(long long tile, VectorAt vector_at) {
-  constexpr int kChunks = kValues / 8;
-  constexpr int kLevels = log2_of(kChunks);
-  static_assert((kChunks & (kChunks - 1)) == 0, "the chunk tree needs a power-of-two count");
-  double waiting[kLevels + 1];
-  double sum = 0.0;
-#pragma unroll 1
-  for (int chunk = 0; chunk < kChunks; ++chunk) {
+  return chunk_tree<double, kValues / 8>([&](int chunk) {
     float x[8];
 #pragma unroll
     for (int v = 0; v < kRareChunkVectors; ++v) {
       vector_at(tile, chunk * kRareChunkVectors + v, x + v * kVec);
     }
-    sum = sum_of_squares_f64(x);
-    bool carrying = true;
-#pragma unroll
-    for (int level = 0; level < kLevels; ++level) {
-      if (carrying) {
-        if ((chunk >> level) & 1) {
-          sum = waiting[level] + sum;
-        } else {
-          waiting[level] = sum;
-          carrying = false;
-        }
-      }
-    }
-  }
-  // The last chunk (every bit set) carried through every level: sum is the whole tree.
-  return sum;
-}
-
-// The sums of squares of tiles first_tile .. end_tile - 1 (at most the policy's
-// max_tiles_per_block), in T (f32, or f64 for the rare path): thread t returns tile
-// first_tile + t's sum (others return zero). `thread_sum(tile)` gives the thread's sum of a tile;
-// `scratch` holds kWarps values per tile. Each tile gets group_sum's warp butterfly as it is read
-// and, after one block barrier for all tiles, its cross-warp tree from thread t: group_sum's order
-// with one barrier instead of two per tile.
-template <typename T, typename ThreadSum>
-__device__ __forceinline__ T tile_sums_of_squares(long long first_tile, long long end_tile,
-                                                  ThreadSum thread_sum, T* scratch) {
-  for (long long tile = first_tile; tile < end_tile; ++tile) {
-    const T squares = warp_butterfly<32>(thread_sum(tile));
-    if (threadIdx.x % 32 == 0) scratch[(tile - first_tile) * kWarps + threadIdx.x / 32] = squares;
-  }
-  __syncthreads();
-  const long long own_tile = threadIdx.x;
-  return own_tile < end_tile - first_tile ? warps_tree<kWarps>(scratch + own_tile * kWarps) : T(0);
+    return sum_of_squares_f64(x);
+  });
 }
 
 // How a row is scaled, from its f32 sum of squares; `sum_f64()` gives the f64 sum, wanted only
