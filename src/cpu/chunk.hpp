@@ -350,12 +350,127 @@ inline RawOf<T> load(const ElementOf<T>* source) {
   return raw;
 }
 
+// ---- partial chunks: the first `bytes` (an even number below 64) bytes of a line ----
+// A row that is not whole chunks begins or ends with one. They are moved with masked instructions
+// where the instruction set has them (AVX-512BW: bytes; AVX2: 32-bit words and a 16-bit tail),
+// which touch no byte past `bytes` (masked-off elements neither load, store nor fault), and with
+// memcpy elsewhere: the same bytes, without a call per partial chunk.
+namespace partial {
+
+inline U32x16 load_bytes_memcpy(const void* source, std::size_t bytes) {
+  U32x16 raw{};
+  std::memcpy(&raw, source, bytes);
+  return raw;
+}
+
+inline void store_bytes_memcpy(void* destination, const U32x16& raw, std::size_t bytes) {
+  std::memcpy(destination, &raw, bytes);
+}
+
+#if L2NORM_CPU_X86_ISAS
+// Lanes below `words` of the 8-lane half starting at lane `first`, as an AVX2 mask.
+L2NORM_CPU_TARGET_V3 inline __m256i word_mask(std::size_t words, int first) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(words) - first), lanes);
+}
+
+L2NORM_CPU_TARGET_V3 inline U32x16 load_bytes_avx2(const void* source, std::size_t bytes) {
+  const std::size_t words = bytes / 4;
+  const auto* from = static_cast<const int*>(source);
+  const __m256i halves[2] = {_mm256_maskload_epi32(from, word_mask(words, 0)),
+                             _mm256_maskload_epi32(from + 8, word_mask(words, 8))};
+  U32x16 raw;
+  std::memcpy(&raw, halves, sizeof raw);
+  if (bytes % 4 != 0) {
+    std::uint16_t tail;
+    std::memcpy(&tail, static_cast<const char*>(source) + words * 4, sizeof tail);
+    raw[words] = tail;
+  }
+  return raw;
+}
+
+L2NORM_CPU_TARGET_V3 inline void store_bytes_avx2(void* destination, const U32x16& raw,
+                                                  std::size_t bytes) {
+  const std::size_t words = bytes / 4;
+  __m256i halves[2];
+  std::memcpy(halves, &raw, sizeof raw);
+  auto* to = static_cast<int*>(destination);
+  _mm256_maskstore_epi32(to, word_mask(words, 0), halves[0]);
+  _mm256_maskstore_epi32(to + 8, word_mask(words, 8), halves[1]);
+  if (bytes % 4 != 0) {
+    const auto tail = static_cast<std::uint16_t>(raw[words]);
+    std::memcpy(static_cast<char*>(destination) + words * 4, &tail, sizeof tail);
+  }
+}
+
+L2NORM_CPU_TARGET_V4 inline U32x16 load_bytes_avx512(const void* source, std::size_t bytes) {
+  const __mmask64 mask = _bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(bytes));
+  return std::bit_cast<U32x16>(_mm512_maskz_loadu_epi8(mask, source));
+}
+
+L2NORM_CPU_TARGET_V4 inline void store_bytes_avx512(void* destination, const U32x16& raw,
+                                                    std::size_t bytes) {
+  const __mmask64 mask = _bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(bytes));
+  _mm512_mask_storeu_epi8(destination, mask, std::bit_cast<__m512i>(raw));
+}
+#endif
+
+// load_bytes / store_bytes: the calling kernel's instruction set's version, multiversioned like
+// store_line below.
+#if L2NORM_CPU_MULTIVERSIONED
+L2NORM_CPU_TARGET_BASELINE inline U32x16 load_bytes(const void* source, std::size_t bytes) {
+  return load_bytes_memcpy(source, bytes);
+}
+L2NORM_CPU_TARGET_V3 inline U32x16 load_bytes(const void* source, std::size_t bytes) {
+  return load_bytes_avx2(source, bytes);
+}
+L2NORM_CPU_TARGET_V4 inline U32x16 load_bytes(const void* source, std::size_t bytes) {
+  return load_bytes_avx512(source, bytes);
+}
+L2NORM_CPU_TARGET_BASELINE inline void store_bytes(void* destination, const U32x16& raw,
+                                                   std::size_t bytes) {
+  store_bytes_memcpy(destination, raw, bytes);
+}
+L2NORM_CPU_TARGET_V3 inline void store_bytes(void* destination, const U32x16& raw,
+                                             std::size_t bytes) {
+  store_bytes_avx2(destination, raw, bytes);
+}
+L2NORM_CPU_TARGET_V4 inline void store_bytes(void* destination, const U32x16& raw,
+                                             std::size_t bytes) {
+  store_bytes_avx512(destination, raw, bytes);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 4
+L2NORM_CPU_TARGET_V4 inline U32x16 load_bytes(const void* source, std::size_t bytes) {
+  return load_bytes_avx512(source, bytes);
+}
+L2NORM_CPU_TARGET_V4 inline void store_bytes(void* destination, const U32x16& raw,
+                                             std::size_t bytes) {
+  store_bytes_avx512(destination, raw, bytes);
+}
+#elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 3
+L2NORM_CPU_TARGET_V3 inline U32x16 load_bytes(const void* source, std::size_t bytes) {
+  return load_bytes_avx2(source, bytes);
+}
+L2NORM_CPU_TARGET_V3 inline void store_bytes(void* destination, const U32x16& raw,
+                                             std::size_t bytes) {
+  store_bytes_avx2(destination, raw, bytes);
+}
+#else
+inline U32x16 load_bytes(const void* source, std::size_t bytes) {
+  return load_bytes_memcpy(source, bytes);
+}
+inline void store_bytes(void* destination, const U32x16& raw, std::size_t bytes) {
+  store_bytes_memcpy(destination, raw, bytes);
+}
+#endif
+
+}  // namespace partial
+
 // The first `count` (< one chunk) elements; the rest of the chunk is zero.
 template <DType T>
 inline RawOf<T> load_partial(const ElementOf<T>* source, std::int64_t count) {
-  RawOf<T> raw{};
-  std::memcpy(&raw, source, static_cast<std::size_t>(count) * sizeof(ElementOf<T>));
-  return raw;
+  return std::bit_cast<RawOf<T>>(
+      partial::load_bytes(source, static_cast<std::size_t>(count) * sizeof(ElementOf<T>)));
 }
 
 // The first `count` (1 to one chunk) elements, the rest of the chunk zero.
@@ -371,7 +486,8 @@ inline void store(ElementOf<T>* destination, const RawOf<T>& raw) {
 
 template <DType T>
 inline void store_partial(ElementOf<T>* destination, const RawOf<T>& raw, std::int64_t count) {
-  std::memcpy(destination, &raw, static_cast<std::size_t>(count) * sizeof(ElementOf<T>));
+  partial::store_bytes(destination, std::bit_cast<U32x16>(raw),
+                       static_cast<std::size_t>(count) * sizeof(ElementOf<T>));
 }
 
 #if defined(__x86_64__)
