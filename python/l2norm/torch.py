@@ -315,10 +315,11 @@ for _name in ("l2norm::l2_norm_backward", "l2norm::l2_norm_backward_from_input")
 _Tensor = torch.Tensor
 _is_compiling = torch.compiler.is_compiling
 _grad_enabled = torch.is_grad_enabled
-_function_mode = torch._C._is_torch_function_mode_enabled
-_dispatch_modes = torch._C._len_torch_dispatch_stack
-_functorch = torch._C._are_functorch_transforms_active
-_profiling = torch.autograd._profiler_enabled
+# What lets something other than the kernel see a call: a torch function or dispatch mode, a
+# functorch transform, the profiler. Any of them true, the call goes through the dispatcher. The
+# one list serves _eager and _core's eager path alike.
+_VETOES = (torch._C._is_torch_function_mode_enabled, torch._C._len_torch_dispatch_stack,
+           torch._C._are_functorch_transforms_active, torch.autograd._profiler_enabled)
 
 
 def _eager(x) -> bool:
@@ -326,8 +327,12 @@ def _eager(x) -> bool:
     negated view), no torch function or dispatch mode, functorch transform or profiler active and
     nothing being compiled or traced. There the wrappers call what the dispatcher would: the
     kernel, or (with grad) the same forward and backward as the ops' autograd formulas."""
-    return (not _is_compiling() and type(x) is _Tensor and not _function_mode()
-            and not _dispatch_modes() and not _functorch() and not _profiling() and not x.is_neg())
+    if _is_compiling() or type(x) is not _Tensor or x.is_neg():
+        return False
+    for veto in _VETOES:
+        if veto():
+            return False
+    return True
 
 
 class _EagerWithRstd(torch.autograd.Function):
@@ -355,8 +360,7 @@ class _EagerWithRstd(torch.autograd.Function):
 # is_compiling() is True while dynamo traces.
 if _EXCHANGE:
     _core._set_eager_torch(torch.Tensor, torch.empty_like, torch.contiguous_format,
-                           torch.is_grad_enabled,
-                           [_function_mode, _dispatch_modes, _functorch, _profiling])
+                           torch.is_grad_enabled, list(_VETOES))
 _eager_l2_norm = _core._eager_l2_norm
 
 
