@@ -46,20 +46,33 @@ fi
 if has sanitize; then
   start=$SECONDS
   # Every GPU test but those over 2^31 elements (too slow under instrumentation), and the shared
-  # op cases on cuda:0 (every op's), under all four tools.
+  # op cases on cuda:0 ($SANITIZE_OPS_FILTER, default every op's), under all four tools. memcheck
+  # runs first and alone, so its runs compile the kernels into the disk cache; racecheck,
+  # initcheck and synccheck then run side by side on the cached kernels.
   GPU_TESTS='-*OverTwoToThe31*'
-  OPS_TESTS='*/cuda0:-*DimSweep.AllDTypesAndModesWithinBudget*'
-  for tool in memcheck racecheck initcheck synccheck; do
-    echo "=== $tool" >> "$OUT/sanitizer.log"
-    timeout 170 compute-sanitizer --tool $tool --error-exitcode 9 \
-      $BIN/l2norm_cuda_gpu_tests --gtest_filter="$GPU_TESTS" >> "$OUT/sanitizer.log" 2>&1
-    rc=$?
-    note "sanitizer $tool (CUDA tests): rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer.log" | tail -1)"
-    timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 \
-      $BIN/l2norm_ops_tests --gtest_filter="$OPS_TESTS" >> "$OUT/sanitizer.log" 2>&1
-    rc=$?
-    note "sanitizer $tool (shared op tests on cuda0): rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer.log" | tail -1)"
+  OPS_TESTS=${SANITIZE_OPS_FILTER:-'*/cuda0:-*DimSweep.AllDTypesAndModesWithinBudget*'}
+  sanitize() {  # tool binary filter limit
+    timeout "$4" compute-sanitizer --tool "$1" --error-exitcode 9 "$BIN/$2" --gtest_filter="$3" \
+      > "$OUT/sanitizer_$1_$2.log" 2>&1
+    echo "sanitizer $1 ($2): rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' \
+      "$OUT/sanitizer_$1_$2.log" | tail -1)" >> "$OUT/sanitizer_summary.log"
+  }
+  : > "$OUT/sanitizer_summary.log"
+  sanitize memcheck l2norm_cuda_gpu_tests "$GPU_TESTS" 240 &
+  sanitize memcheck l2norm_ops_tests "$OPS_TESTS" "${SANITIZE_LIMIT:-240}"
+  wait
+  for tool in racecheck initcheck synccheck; do
+    sanitize $tool l2norm_cuda_gpu_tests "$GPU_TESTS" 240 &
+    sanitize $tool l2norm_ops_tests "$OPS_TESTS" "${SANITIZE_LIMIT:-240}" &
   done
+  wait
+  cat "$OUT/sanitizer_summary.log" | tee -a "$SUMMARY"
+  # One log for make_results.py: each tool's summary lines, then the logs themselves.
+  for log in "$OUT"/sanitizer_*_*.log; do
+    echo "=== $(basename "$log" .log)"
+    cat "$log"
+  done > "$OUT/sanitizer.log"
+  rm -f "$OUT"/sanitizer_*_*.log
   note "sanitizers took $((SECONDS - start)) s"
 fi
 
