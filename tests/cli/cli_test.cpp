@@ -21,6 +21,7 @@
 #include "byte_source.hpp"
 #include "fvecs.hpp"
 #include "npy.hpp"
+#include "normalize.hpp"
 #include "npy_bytes.hpp"
 #include "row_io.hpp"
 #include "support/reference.hpp"
@@ -279,6 +280,17 @@ TEST(Cli, ChunkSizeDoesNotChangeTheResult) {
   }
   EXPECT_EQ(outputs[0], outputs[1]);
   EXPECT_EQ(outputs[0], outputs[2]);
+}
+
+// Without --chunk-size a file of up to 512 MiB is cut into eight chunks (at least 4 MiB each), so
+// its read, compute and write overlap; a larger one into 64 MiB chunks.
+TEST(Cli, DefaultChunkIsAnEighthOfASmallInput) {
+  constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+  EXPECT_EQ(cli::default_chunk_bytes(64 * kMiB), 8 * kMiB);
+  EXPECT_EQ(cli::default_chunk_bytes(512 * kMiB), 64 * kMiB);
+  EXPECT_EQ(cli::default_chunk_bytes(4096 * kMiB), 64 * kMiB);
+  EXPECT_EQ(cli::default_chunk_bytes(kMiB), 4 * kMiB);
+  EXPECT_EQ(cli::default_chunk_bytes(0), 4 * kMiB);
 }
 
 TEST(Cli, FvecsInAndOut) {

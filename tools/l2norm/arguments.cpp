@@ -53,7 +53,8 @@ options:
   --device D             auto (cuda:0 when usable, else cpu), cpu, cuda or cuda:N; default auto
   --out-dtype T          f32, f16 or bf16; default the input's (f32 for f64 input or .fvecs)
   --in-dtype T           what IN holds; needed (bf16) for '<V2' arrays
-  --chunk-size BYTES     input bytes per chunk (K/M/G suffixes); default 64M, at least one row
+  --chunk-size BYTES     input bytes per chunk (K/M/G suffixes); default 64M (inputs under 512M:
+                         an eighth of the input, at least 4M); at least one row
   -q, --quiet            no progress bar and no summary line
   -h, --help             this help
 

@@ -89,9 +89,10 @@ Plan make_plan(const NormalizeOptions& options, const io::FileSource& input) {
   const io::RowLayout& in = plan.input.layout;
   plan.output_layout = io::output_row_layout(plan.output_format, plan.output_type, in.rows, in.dim);
   const std::uint64_t row_bytes = std::max<std::uint64_t>(in.row_stride, 1);
-  plan.rows_per_chunk = static_cast<std::int64_t>(
-      std::clamp<std::uint64_t>(options.chunk_bytes / row_bytes, 1,
-                                static_cast<std::uint64_t>(std::max<std::int64_t>(in.rows, 1))));
+  const std::uint64_t chunk_bytes = options.chunk_bytes.value_or(default_chunk_bytes(
+      row_bytes * static_cast<std::uint64_t>(std::max<std::int64_t>(in.rows, 0))));
+  plan.rows_per_chunk = static_cast<std::int64_t>(std::clamp<std::uint64_t>(
+      chunk_bytes / row_bytes, 1, static_cast<std::uint64_t>(std::max<std::int64_t>(in.rows, 1))));
   plan.chunk_count = (in.rows + plan.rows_per_chunk - 1) / plan.rows_per_chunk;
   return plan;
 }

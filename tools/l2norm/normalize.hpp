@@ -4,6 +4,7 @@
 // whatever the file size; a chunk always holds at least one row.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -16,15 +17,23 @@
 namespace l2norm::cli {
 
 inline constexpr std::uint64_t kDefaultChunkBytes = std::uint64_t{64} << 20;
+inline constexpr std::uint64_t kSmallestDefaultChunkBytes = std::uint64_t{4} << 20;
+
+// The chunk size of `normalize` without --chunk-size, for an input of `data_bytes`: 64 MiB, or an
+// eighth of the input where that is less (at least 4 MiB), so that a file of a few hundred MiB
+// or less still has chunks enough for reading, compute and writing to overlap.
+inline std::uint64_t default_chunk_bytes(std::uint64_t data_bytes) {
+  return std::clamp<std::uint64_t>(data_bytes / 8, kSmallestDefaultChunkBytes, kDefaultChunkBytes);
+}
 
 struct NormalizeOptions {
   std::string input_path;
   std::string output_path;
   L2NormOptions op;
-  std::string device = "auto";              // auto, cpu, cuda, cuda:N
-  std::optional<DType> out_dtype;           // default: the input's, f32 for f64 or .fvecs output
-  std::optional<io::ElementType> in_dtype;  // what the input holds (needed for '<V2' bf16)
-  std::uint64_t chunk_bytes = kDefaultChunkBytes;  // input bytes per chunk
+  std::string device = "auto";               // auto, cpu, cuda, cuda:N
+  std::optional<DType> out_dtype;            // default: the input's, f32 for f64 or .fvecs output
+  std::optional<io::ElementType> in_dtype;   // what the input holds (needed for '<V2' bf16)
+  std::optional<std::uint64_t> chunk_bytes;  // input bytes per chunk; default_chunk_bytes if unset
   bool show_progress = false;
 };
 
