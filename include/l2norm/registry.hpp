@@ -27,10 +27,16 @@ struct KernelSpec {
   // The most dynamic shared memory any launch of the kernel uses, when above the default 48 KiB
   // (cudaFuncAttributeMaxDynamicSharedMemorySize); 0 leaves the default.
   std::size_t max_dynamic_shared_bytes = 0;
+  // "NAME=VALUE" that replaces the define of the same NAME when the build with `defines` spills
+  // registers to local memory; empty: none. For launch bounds that ask registers for occupancy:
+  // a build that spills to meet them runs slower than one that does not ask. Both are built (side
+  // by side) and the choice, which depends on the compiler and the arch only, is cached with the
+  // binary.
+  std::string spill_fallback_define{};
 };
 
 struct RegistryStats {
-  std::uint64_t compiles = 0;      // NVRTC compilations run
+  std::uint64_t compiles = 0;      // NVRTC compilations run (two for a spec with a spill fallback)
   std::uint64_t memory_hits = 0;   // served from the in-memory cache
   std::uint64_t disk_hits = 0;     // loaded from the disk cache
   std::uint64_t disk_rejects = 0;  // disk entries found corrupt or truncated, then recompiled
@@ -67,8 +73,9 @@ class KernelRegistry {
     return find_by_identity(device, identity_bytes(identity), type_tag<Identity>());
   }
 
-  // Compiles `spec` to machine code for sm_<arch> without needing a device; throws Error(compile)
-  // with the NVRTC log and options on failure. Used to check every variant in CI.
+  // Compiles `spec` to machine code for sm_<arch> without needing a device, as kernel() would (the
+  // spill fallback included); throws Error(compile) with the NVRTC log and options on failure.
+  // Used to check every variant in CI.
   std::vector<char> compile_for_arch(const KernelSpec& spec, int arch);
 
   // Disk cache folder: $L2NORM_CACHE_DIR, else $XDG_CACHE_HOME/l2norm, else ~/.cache/l2norm.

@@ -26,9 +26,11 @@ int device_arch(const Device& device);
 // The options every compile for `arch` gets, before the spec's defines.
 std::vector<std::string> base_options(int arch);
 // Compiles `source` (which may #include any of `headers` by name) to machine code. Throws
-// Error(compile) carrying the compiler log and the options.
+// Error(compile) carrying the compiler log and the options. With `spills` set, also reports
+// there whether the machine code spills registers to local memory (false where the compiler
+// says nothing of it).
 std::vector<char> compile(const NamedSource& source, const std::vector<NamedSource>& headers,
-                          const std::vector<std::string>& options);
+                          const std::vector<std::string>& options, bool* spills = nullptr);
 // Loads machine code on `device` and returns the kernel handle of `entry`, with its dynamic shared
 // memory limit raised to `max_dynamic_shared_bytes` when that is not 0. The module stays loaded
 // for the life of the process: captured graphs may still refer to it.

@@ -178,8 +178,37 @@ struct PreparedCompile {
   detail::kernel_backend::NamedSource source;
   std::vector<detail::kernel_backend::NamedSource> headers;
   std::vector<std::string> options;
+  // The options with the spec's spill_fallback_define in place of its namesake; empty when the
+  // spec has none.
+  std::vector<std::string> fallback_options;
   CacheKey key;
 };
+
+// The binary of `prepared`: the build with its options, or, where that one spills registers and
+// there is a fallback, the build with the fallback options. The two builds run side by side, so
+// a first call waits for the slower of them, not for both. Returns the number of compiles run.
+int compile_prepared(const PreparedCompile& prepared, std::vector<char>& binary) {
+  if (prepared.fallback_options.empty()) {
+    binary = detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options);
+    return 1;
+  }
+  auto fallback = std::async(std::launch::async, [&prepared] {
+    return detail::kernel_backend::compile(prepared.source, prepared.headers,
+                                           prepared.fallback_options);
+  });
+  bool spills = false;
+  std::vector<char> bounded;
+  try {
+    bounded = detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options,
+                                              &spills);
+  } catch (...) {
+    fallback.wait();
+    throw;
+  }
+  std::vector<char> unbounded = fallback.get();
+  binary = spills ? std::move(unbounded) : std::move(bounded);
+  return 2;
+}
 
 // A kernel's compact identity (KernelRegistry::kernel(device, identity)): its type, its bytes and
 // the device.
@@ -246,6 +275,20 @@ PreparedCompile KernelRegistry::Impl::prepare(const KernelSpec& spec, int arch) 
   PreparedCompile prepared;
   prepared.options = detail::kernel_backend::base_options(arch);
   for (const auto& define : spec.defines) prepared.options.push_back("-D" + define);
+  if (!spec.spill_fallback_define.empty()) {
+    const std::string& fallback = spec.spill_fallback_define;
+    const std::string name = "-D" + fallback.substr(0, fallback.find('=')) + "=";
+    prepared.fallback_options = prepared.options;
+    const auto namesake =
+        std::find_if(prepared.fallback_options.begin(), prepared.fallback_options.end(),
+                     [&name](const std::string& option) { return option.starts_with(name); });
+    if (namesake == prepared.fallback_options.end() || fallback.find('=') == std::string::npos) {
+      throw Error(ErrorCode::invalid_argument, "KernelRegistry: " + describe(spec) +
+                                                   " has the spill fallback '" + fallback +
+                                                   "', which replaces none of its defines");
+    }
+    *namesake = "-D" + fallback;
+  }
 
   std::set<std::string> closure;
   {
@@ -271,6 +314,8 @@ PreparedCompile KernelRegistry::Impl::prepare(const KernelSpec& spec, int arch) 
   material += detail::kernel_backend::compiler_identity();
   material += "\narch " + std::to_string(arch) + "\nentry " + spec.entry + "\noptions ";
   material += join(prepared.options, "\x1f");
+  if (!prepared.fallback_options.empty())
+    material += "\nspill fallback " + spec.spill_fallback_define;
   const auto add_source = [&material](const detail::kernel_backend::NamedSource& source) {
     material += "\nsource " + source.name + " " + std::to_string(source.text.size()) + "\n";
     material += source.text;
@@ -340,8 +385,9 @@ void KernelRegistry::clear_memory_cache() {
 
 std::vector<char> KernelRegistry::compile_for_arch(const KernelSpec& spec, int arch) {
   const PreparedCompile prepared = impl_->prepare(spec, arch);
-  impl_->compiles.fetch_add(1);
-  return detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options);
+  std::vector<char> binary;
+  impl_->compiles.fetch_add(static_cast<std::uint64_t>(compile_prepared(prepared, binary)));
+  return binary;
 }
 
 void* KernelRegistry::kernel(const Device& device, const KernelSpec& spec) {
@@ -385,8 +431,7 @@ void* KernelRegistry::kernel(const Device& device, const KernelSpec& spec) {
       impl_->disk_hits.fetch_add(1);
     } else {
       if (disk == DiskRead::rejected) impl_->disk_rejects.fetch_add(1);
-      impl_->compiles.fetch_add(1);
-      binary = detail::kernel_backend::compile(prepared.source, prepared.headers, prepared.options);
+      impl_->compiles.fetch_add(static_cast<std::uint64_t>(compile_prepared(prepared, binary)));
       if (!dir.empty()) write_entry(path, prepared.key, binary);
     }
     void* const handle =

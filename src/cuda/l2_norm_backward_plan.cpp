@@ -140,6 +140,9 @@ KernelSpec L2NormBackwardVariant::spec() const {
                   std::string("L2NORM_FROM_INPUT=") + (from_input ? "1" : "0")};
   if (kind == BackwardKernelKind::rows) {
     spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
+    spec.defines.push_back("L2NORM_MIN_BLOCKS=" + std::to_string(min_blocks));
+    // Launch bounds that make ptxas spill cost more than the occupancy they buy.
+    if (min_blocks > 0) spec.spill_fallback_define = "L2NORM_MIN_BLOCKS=0";
   } else {
     spec.defines.push_back(std::string("L2NORM_SPLIT_ON_CHIP=") +
                            (kind == BackwardKernelKind::split_on_chip ? "1" : "0"));
@@ -201,6 +204,7 @@ L2NormBackwardPlan plan_l2_norm_backward(const L2NormBackwardCall& call, const D
   if (latency && plan_math::latency_fits(call.rows, *latency, caps, policy)) {
     plan.variant = *latency;
   }
+  plan_math::set_rows_min_blocks(plan.variant, caps, policy);
   plan.programmatic = policy.programmatic_launch;
   // A row group per block. The kernel loops over rows, so the grid may stop short of one block
   // per group.
@@ -224,7 +228,11 @@ std::vector<L2NormBackwardVariant> l2_norm_backward_prewarm_variants(
       continue;
     }
     variants.push_back(base);
-    if (const auto latency = latency_variant(base, policy)) variants.push_back(*latency);
+    plan_math::set_rows_min_blocks(variants.back(), caps, policy);
+    if (auto latency = latency_variant(base, policy)) {
+      plan_math::set_rows_min_blocks(*latency, caps, policy);
+      variants.push_back(*latency);
+    }
   }
   return variants;
 }

@@ -49,6 +49,9 @@ struct L2NormBackwardVariant {
   std::int32_t block_threads;
   // The launch attribute set on the kernel when it is loaded (0: the default).
   std::int32_t max_dynamic_shared_bytes;
+  // Rows kernel: the blocks per multiprocessor its launch bounds ask for (0: none;
+  // plan_math::set_rows_min_blocks).
+  std::int32_t min_blocks;
 
   // Split: the bytes of one staged tile of dy and y (kernels/l2_norm_backward_split.cuh).
   std::size_t tile_bytes() const;

@@ -11,8 +11,11 @@ namespace l2norm::detail::cuda {
 namespace {
 
 // A rows variant with the pair's block size.
+// A target's variant in the pair's block; the pair kernel's launch bounds ask for no blocks per
+// multiprocessor, so neither half carries a count made for its own block.
 L2NormVariant with_block(L2NormVariant variant, std::int32_t block_threads) {
   variant.block_threads = block_threads;
+  variant.min_blocks = 0;
   return variant;
 }
 
@@ -26,7 +29,9 @@ L2NormPairVariant pair_of(const L2NormVariant& first, const L2NormVariant& secon
 void add_defines(const L2NormVariant& variant, std::string_view half, KernelSpec& spec) {
   constexpr std::string_view kPrefix = "L2NORM_";
   for (const std::string& define : variant.spec().defines) {
-    if (define.starts_with("L2NORM_BLOCK_THREADS=")) continue;
+    if (define.starts_with("L2NORM_BLOCK_THREADS=") || define.starts_with("L2NORM_MIN_BLOCKS=")) {
+      continue;
+    }
     spec.defines.push_back(std::string(kPrefix) + std::string(half) + "_" +
                            define.substr(kPrefix.size()));
   }

@@ -171,6 +171,9 @@ KernelSpec L2NormVariant::spec() const {
                            (row_sum_in_warps ? "1" : "0"));
   } else if (kind == KernelKind::rows) {
     spec.defines.push_back("L2NORM_THREADS_PER_ROW=" + std::to_string(threads_per_row));
+    spec.defines.push_back("L2NORM_MIN_BLOCKS=" + std::to_string(min_blocks));
+    // Launch bounds that make ptxas spill cost more than the occupancy they buy.
+    if (min_blocks > 0) spec.spill_fallback_define = "L2NORM_MIN_BLOCKS=0";
   }
   spec.max_dynamic_shared_bytes = static_cast<std::size_t>(max_dynamic_shared_bytes);
   return spec;
@@ -181,6 +184,7 @@ L2NormVariant L2NormVariant::with_kind(KernelKind other) const {
   variant.kind = other;
   variant.row_sum_in_warps = row_sum_in_warps && other == KernelKind::split_on_chip;
   variant.max_dynamic_shared_bytes = 0;
+  variant.min_blocks = 0;
   return variant;
 }
 
@@ -245,6 +249,7 @@ L2NormPlan plan_l2_norm(const L2NormCall& call, const DeviceCaps& caps) {
     if (latency && plan_math::latency_fits(call.rows, *latency, caps, policy)) {
       plan.variant = *latency;
     }
+    plan_math::set_rows_min_blocks(plan.variant, caps, policy);
     plan.programmatic = policy.programmatic_launch;
   }
   // A row group per block (staged: one row). The kernels loop over rows, so the grid may stop
@@ -272,8 +277,13 @@ std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, DType output_dt
     const L2NormVariant throughput =
         throughput_variant(dtype, output_dtype, dim, width, eps_mode, scaled);
     if (throughput.kind == KernelKind::rows) {
-      variants.push_back(throughput);
-      if (const auto latency = latency_variant(throughput, policy)) variants.push_back(*latency);
+      L2NormVariant rows = throughput;
+      plan_math::set_rows_min_blocks(rows, caps, policy);
+      variants.push_back(rows);
+      if (auto latency = latency_variant(throughput, policy)) {
+        plan_math::set_rows_min_blocks(*latency, caps, policy);
+        variants.push_back(*latency);
+      }
     } else {
       if (staged_row_fits(throughput, dim, caps, policy)) {
         variants.push_back(staged_variant(throughput, caps, policy));

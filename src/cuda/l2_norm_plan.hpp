@@ -54,6 +54,9 @@ struct L2NormVariant {
   std::int32_t block_threads;
   // The launch attribute set on the kernel when it is loaded (0: the default).
   std::int32_t max_dynamic_shared_bytes;
+  // Rows kernel: the blocks per multiprocessor its launch bounds ask for (0: none;
+  // plan_math::set_rows_min_blocks).
+  std::int32_t min_blocks;
 
   EpsMode eps_mode() const { return clamp ? EpsMode::clamp : EpsMode::add; }
   int vector_elements() const { return vector_bytes / static_cast<int>(dtype_size(dtype)); }
@@ -104,7 +107,8 @@ inline std::vector<L2NormVariant> l2_norm_prewarm_variants(DType dtype, std::int
   return l2_norm_prewarm_variants(dtype, dtype, dim, eps_mode, scaled, caps);
 }
 // Every layout of these dtypes, dim and options for every vector width the dim allows, on any
-// device (long dims: the staged and both split kernels); max_dynamic_shared_bytes is 0.
+// device (long dims: the staged and both split kernels); max_dynamic_shared_bytes and min_blocks
+// are 0.
 std::vector<L2NormVariant> l2_norm_variants_for(DType input_dtype, DType output_dtype,
                                                 std::int64_t dim, EpsMode eps_mode, bool scaled);
 inline std::vector<L2NormVariant> l2_norm_variants_for(DType dtype, std::int64_t dim,

@@ -3,6 +3,9 @@
 #include <cuda_runtime_api.h>
 #include <nvrtc.h>
 
+#include <string>
+#include <string_view>
+
 #include "core/kernel_backend.hpp"
 #include "cuda/runtime.hpp"
 #include "l2norm/error.hpp"
@@ -54,6 +57,22 @@ class Program {
   nvrtcProgram program_ = nullptr;
 };
 
+// Whether ptxas's report (--ptxas-options=-v) in `log` names spill stores of more than 0 bytes:
+// "ptxas . 0 bytes stack frame, 16 bytes spill stores, 16 bytes spill loads".
+bool log_reports_spills(const std::string& log) {
+  constexpr std::string_view kSpillStores = " bytes spill stores";
+  for (std::size_t at = log.find(kSpillStores); at != std::string::npos;
+       at = log.find(kSpillStores, at + kSpillStores.size())) {
+    std::size_t digits = at;
+    while (digits > 0 && log[digits - 1] >= '0' && log[digits - 1] <= '9') --digits;
+    if (digits == at) continue;
+    for (std::size_t i = digits; i < at; ++i) {
+      if (log[i] != '0') return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string compiler_identity() {
@@ -74,10 +93,11 @@ std::vector<std::string> base_options(int arch) {
 }
 
 std::vector<char> compile(const NamedSource& source, const std::vector<NamedSource>& headers,
-                          const std::vector<std::string>& options) {
+                          const std::vector<std::string>& options, bool* spills) {
   Program program(source, headers);
   std::vector<const char*> option_pointers;
   for (const auto& option : options) option_pointers.push_back(option.c_str());
+  if (spills != nullptr) option_pointers.push_back("--ptxas-options=-v");
   const nvrtcResult status = nvrtcCompileProgram(
       program.get(), static_cast<int>(option_pointers.size()), option_pointers.data());
   if (status != NVRTC_SUCCESS) {
@@ -93,6 +113,7 @@ std::vector<char> compile(const NamedSource& source, const std::vector<NamedSour
   }
   std::vector<char> cubin(size);
   nvrtcGetCUBIN(program.get(), cubin.data());
+  if (spills != nullptr) *spills = log_reports_spills(program.log());
   return cubin;
 }
 

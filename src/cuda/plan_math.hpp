@@ -138,6 +138,19 @@ bool latency_fits(std::int64_t rows, const Variant& latency, const DeviceCaps& c
   return rows * latency.threads_per_row <= thread_slots / policy.latency_thread_share;
 }
 
+// The blocks per multiprocessor a rows-kernel variant's launch bounds ask for on a device with
+// `caps`: the policy's rows_min_resident_eighths of its thread slots, in whole blocks, at least
+// one (0 where the policy asks for none). Sets it on `variant`.
+template <typename Variant, typename Policy>
+void set_rows_min_blocks(Variant& variant, const DeviceCaps& caps, const Policy& policy) {
+  variant.min_blocks =
+      policy.rows_min_resident_eighths == 0
+          ? 0
+          : std::max(caps.max_threads_per_multiprocessor * policy.rows_min_resident_eighths / 8 /
+                         variant.block_threads,
+                     1);
+}
+
 // A rows-kernel grid for `rows` rows: a row group per block, at most the policy's blocks (the
 // kernels loop over rows, so the grid may stop short of one block per group).
 template <typename Variant, typename Policy>

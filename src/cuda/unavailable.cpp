@@ -72,7 +72,7 @@ std::vector<std::string> base_options(int arch) {
 }
 
 std::vector<char> compile(const NamedSource& source, const std::vector<NamedSource>&,
-                          const std::vector<std::string>&) {
+                          const std::vector<std::string>&, bool*) {
   unsupported("KernelRegistry: compiling '" + source.name + "'");
 }
 

@@ -606,5 +606,50 @@ TEST(CudaBackwardKernelVariants, EveryVariantCompilesForSm80AndSm90) {
   std::printf("compiled %zu backward variants x 2 archs\n", variants.size());
 }
 
+// The backward rows kernel's launch bounds ask for the policy's share of a multiprocessor's thread
+// slots in whole blocks, from the device's own thread count; the split kernel carries none.
+TEST(CudaBackwardPlanner, RowsLaunchBoundsFollowTheDevicesThreadSlots) {
+  const auto plan = [](std::int64_t rows, std::int64_t dim, const DeviceCaps& caps) {
+    return detail::cuda::plan_l2_norm_backward(
+        contiguous_call(DType::bf16, DType::bf16, DType::bf16, rows, dim), caps);
+  };
+  const auto h200 = plan(524288, 128, kH200).variant;
+  EXPECT_EQ(h200.block_threads, 256);
+  EXPECT_EQ(h200.min_blocks, 5);  // 5/8 of 2048 threads
+  const auto defines = h200.spec().defines;
+  EXPECT_NE(std::find(defines.begin(), defines.end(), "L2NORM_MIN_BLOCKS=5"), defines.end());
+  EXPECT_EQ(h200.spec().spill_fallback_define, "L2NORM_MIN_BLOCKS=0");
+  EXPECT_TRUE(plan(8, 1 << 20, kH200).variant.spec().spill_fallback_define.empty());
+  EXPECT_EQ(plan(524288, 128, testing::kSm86).variant.min_blocks, 3);  // 5/8 of 1536
+  EXPECT_EQ(plan(4096, 16384, kH200).variant.min_blocks, 1);           // 1024-thread blocks
+  EXPECT_EQ(plan(8, 1 << 20, kH200).variant.min_blocks, 0);            // split
+}
+
+// The bounded backward rows variants of the benchmark's regular shapes compile for sm_90 with their
+// launch bounds, or, where ptxas spills to meet them, as the build without; which one is printed.
+TEST(CudaBackwardKernelVariants, BoundedRowsVariantsCompileWithTheirSpillFallback) {
+  KernelRegistry registry;
+  testing::register_embedded_sources(registry);
+  const auto plan = [](DType dtype, std::int64_t rows, std::int64_t dim) {
+    return detail::cuda::plan_l2_norm_backward(contiguous_call(dtype, dtype, dtype, rows, dim),
+                                               kH200)
+        .variant;
+  };
+  for (const auto& variant : {plan(DType::bf16, 524288, 128), plan(DType::bf16, 100000, 4096),
+                              plan(DType::f32, 524288, 128), plan(DType::f32, 1000000, 768)}) {
+    ASSERT_GT(variant.min_blocks, 0) << variant.name();
+    const std::vector<char> chosen = registry.compile_for_arch(variant.spec(), 90);
+    KernelSpec unbounded = variant.spec();
+    unbounded.spill_fallback_define.clear();
+    std::replace(unbounded.defines.begin(), unbounded.defines.end(),
+                 "L2NORM_MIN_BLOCKS=" + std::to_string(variant.min_blocks),
+                 std::string("L2NORM_MIN_BLOCKS=0"));
+    const bool fell_back = chosen == registry.compile_for_arch(unbounded, 90);
+    // The kept bounded build differs from the unbounded one, if only by ptxas's report.
+    std::printf("%s: %s\n", variant.name().c_str(),
+                fell_back ? "spills when bounded: unbounded build" : "bounded build kept");
+  }
+}
+
 }  // namespace
 }  // namespace l2norm

@@ -40,13 +40,18 @@ TEST(CudaPairPlanner, DecodeQAndKRunInOneLaunchWithTheirOwnVariants) {
       ASSERT_TRUE(plan.one_launch) << tokens;
       const auto q_alone = detail::cuda::plan_l2_norm(q, *caps).variant;
       const auto k_alone = detail::cuda::plan_l2_norm(k, *caps).variant;
-      // The same variant as each target's own call, except the shared block size.
+      // The same variant as each target's own call, except the shared block size and the launch
+      // bounds' blocks per multiprocessor, which the pair kernel leaves unset.
       auto first = plan.variant.first;
       auto second = plan.variant.second;
       EXPECT_EQ(first.block_threads, second.block_threads);
       EXPECT_EQ(plan.block, first.block_threads);
+      EXPECT_EQ(first.min_blocks, 0);
+      EXPECT_EQ(second.min_blocks, 0);
       first.block_threads = q_alone.block_threads;
       second.block_threads = k_alone.block_threads;
+      first.min_blocks = q_alone.min_blocks;
+      second.min_blocks = k_alone.min_blocks;
       EXPECT_EQ(first, q_alone) << plan.variant.name();
       EXPECT_EQ(second, k_alone) << plan.variant.name();
       EXPECT_TRUE(plan.variant.first.scaled);

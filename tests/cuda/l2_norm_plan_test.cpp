@@ -635,5 +635,58 @@ TEST(CudaKernelVariants, EveryVariantCompilesForSm80AndSm90) {
   std::printf("compiled %zu variants x 2 archs\n", variants.size());
 }
 
+// The rows kernel's launch bounds ask for the policy's share of a multiprocessor's thread slots in
+// whole blocks, from the device's own thread count; the other kernels carry none, and the count
+// reaches the kernel as a define.
+TEST(CudaPlanner, RowsLaunchBoundsFollowTheDevicesThreadSlots) {
+  // H200: 2048 threads per multiprocessor, 6/8 of them in 256-thread blocks.
+  const L2NormVariant h200 = planned(DType::bf16, 128, 16, 524288, kH200);
+  EXPECT_EQ(h200.block_threads, 256);
+  EXPECT_EQ(h200.min_blocks, 6);
+  const auto defines = h200.spec().defines;
+  EXPECT_NE(std::find(defines.begin(), defines.end(), "L2NORM_MIN_BLOCKS=6"), defines.end());
+  // A build that spills to meet the bound is replaced by the one without it.
+  EXPECT_EQ(h200.spec().spill_fallback_define, "L2NORM_MIN_BLOCKS=0");
+  // sm_86: 1536 threads per multiprocessor.
+  EXPECT_EQ(planned(DType::bf16, 128, 16, 524288, testing::kSm86).min_blocks, 4);
+  // A block wider than the share still asks for one.
+  const L2NormVariant wide = planned(DType::f32, 16384, 16, 4096, kH200);
+  EXPECT_EQ(wide.block_threads, 1024);
+  EXPECT_EQ(wide.min_blocks, 1);
+  // The latency layout's smaller block: more of them.
+  const L2NormVariant decode = planned(DType::bf16, 128, 16, 32, kH200);
+  EXPECT_EQ(decode.items, 1);
+  EXPECT_EQ(decode.min_blocks, 2048 * 6 / 8 / decode.block_threads);
+  // Long rows: staged and split kernels have launch bounds of their own.
+  EXPECT_EQ(planned(DType::f32, 1 << 20, 16, 8, kH200).min_blocks, 0);
+  const L2NormVariant staged = planned(DType::f32, 32768, 16, 4096, kH200);
+  EXPECT_EQ(staged.min_blocks, 0);
+  EXPECT_TRUE(staged.spec().spill_fallback_define.empty());
+}
+
+// The rows variants the benchmark shapes get on an H200 compile for sm_90 with their launch
+// bounds, or, where ptxas spills to meet them, as the build without the bound; which one each got
+// is printed.
+TEST(CudaKernelVariants, BoundedRowsVariantsCompileWithTheirSpillFallback) {
+  KernelRegistry registry;
+  testing::register_embedded_sources(registry);
+  const L2NormVariant variants[] = {
+      planned(DType::bf16, 128, 16, 524288, kH200), planned(DType::bf16, 4096, 16, 100000, kH200),
+      planned(DType::f32, 128, 16, 524288, kH200), planned(DType::f32, 768, 16, 1000000, kH200)};
+  for (const L2NormVariant& variant : variants) {
+    ASSERT_GT(variant.min_blocks, 0) << variant.name();
+    const std::vector<char> chosen = registry.compile_for_arch(variant.spec(), 90);
+    KernelSpec unbounded = variant.spec();
+    unbounded.spill_fallback_define.clear();
+    std::replace(unbounded.defines.begin(), unbounded.defines.end(),
+                 "L2NORM_MIN_BLOCKS=" + std::to_string(variant.min_blocks),
+                 std::string("L2NORM_MIN_BLOCKS=0"));
+    const bool fell_back = chosen == registry.compile_for_arch(unbounded, 90);
+    // The kept bounded build differs from the unbounded one, if only by ptxas's report.
+    std::printf("%s: %s\n", variant.name().c_str(),
+                fell_back ? "spills when bounded: unbounded build" : "bounded build kept");
+  }
+}
+
 }  // namespace
 }  // namespace l2norm

@@ -18,6 +18,11 @@ struct L2NormBackwardPolicy {
   // The latency layout while its threads fill at most this share (1 / n) of the device's thread
   // slots; above it the throughput layout hides memory latency better.
   int latency_thread_share;
+  // Eighths of a multiprocessor's thread slots that the rows kernel's registers must leave room
+  // for: its launch bounds ask for that many threads' blocks per multiprocessor (0: no bound),
+  // so the compiler keeps the warps resident that cover memory latency. Registers, not
+  // arithmetic: no result changes.
+  int rows_min_resident_eighths;
   // Split kernel (l2_norm_backward_split.cuh): values of each of dy and y (or x) per thread per
   // tile, threads per block, and tiles one block holds on chip (1 in registers, the rest in shared
   // memory).
@@ -44,6 +49,7 @@ constexpr L2NormBackwardPolicy kL2NormBackwardPolicySm75 = {
     256,        // rows_min_block_threads
     128,        // latency_block_threads
     2,          // latency_thread_share
+    5,          // rows_min_resident_eighths
     16,         // tile_values_per_thread
     512,        // tile_block_threads
     8,          // max_tiles_per_block

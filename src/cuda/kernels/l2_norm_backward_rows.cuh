@@ -10,7 +10,8 @@
 // On sm_90 and newer the host may launch it programmatically (dependent_launch.cuh).
 //
 // Defines: those of l2_norm_backward_math.cuh, L2NORM_THREADS_PER_ROW (power of two), L2NORM_ITEMS
-// (vectors per thread), L2NORM_BLOCK_THREADS.
+// (vectors per thread), L2NORM_BLOCK_THREADS, L2NORM_MIN_BLOCKS (blocks per multiprocessor the
+// launch bounds ask for; 0: none).
 #include "dependent_launch.cuh"
 #include "l2_norm_backward_math.cuh"
 #include "reduce.cuh"
@@ -98,7 +99,7 @@ __device__ __forceinline__ GradientFactor rare_row_factor(const float (&x)[kValu
 #endif
 }  // namespace l2norm_kernels
 
-extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
+extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, L2NORM_MIN_BLOCKS)
     l2_norm_backward_rows(const L2NormBackwardArgs args) {
   using namespace l2norm_kernels;
   __shared__ float scratch_f32[kScratch];

@@ -24,6 +24,11 @@ struct L2NormPolicy {
   // The latency layout while its threads fill at most this share (1 / n) of the device's thread
   // slots; above it the throughput layout hides memory latency better.
   int latency_thread_share;
+  // Eighths of a multiprocessor's thread slots that the rows kernel's registers must leave room
+  // for: its launch bounds ask for that many threads' blocks per multiprocessor (0: no bound),
+  // so the compiler keeps the warps resident that cover memory latency. Registers, not
+  // arithmetic: no result changes.
+  int rows_min_resident_eighths;
   // Staged and split kernels (tiles.cuh): values per thread per tile, threads per block, tiles one
   // block holds (split: 1 in registers, the rest in shared memory), and the most tiles an on-chip
   // split row may have for each warp to sum the row itself.
@@ -54,6 +59,7 @@ constexpr L2NormPolicy kL2NormPolicySm75 = {
     256,        // rows_min_block_threads
     128,        // latency_block_threads
     2,          // latency_thread_share
+    6,          // rows_min_resident_eighths
     32,         // tile_values_per_thread
     512,        // tile_block_threads
     8,          // max_tiles_per_block
