@@ -637,17 +637,8 @@ TEST(CudaBackwardKernelVariants, BoundedRowsVariantsCompileWithTheirSpillFallbac
   };
   for (const auto& variant : {plan(DType::bf16, 524288, 128), plan(DType::bf16, 100000, 4096),
                               plan(DType::f32, 524288, 128), plan(DType::f32, 1000000, 768)}) {
-    ASSERT_GT(variant.min_blocks, 0) << variant.name();
-    const std::vector<char> chosen = registry.compile_for_arch(variant.spec(), 90);
-    KernelSpec unbounded = variant.spec();
-    unbounded.spill_fallback_define.clear();
-    std::replace(unbounded.defines.begin(), unbounded.defines.end(),
-                 "L2NORM_MIN_BLOCKS=" + std::to_string(variant.min_blocks),
-                 std::string("L2NORM_MIN_BLOCKS=0"));
-    const bool fell_back = chosen == registry.compile_for_arch(unbounded, 90);
-    // The kept bounded build differs from the unbounded one, if only by ptxas's report.
-    std::printf("%s: %s\n", variant.name().c_str(),
-                fell_back ? "spills when bounded: unbounded build" : "bounded build kept");
+    testing::expect_bounded_build_or_fallback(registry, variant.spec(), variant.min_blocks,
+                                              variant.name());
   }
 }
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <initializer_list>
 #include <mutex>
@@ -122,6 +123,25 @@ std::vector<std::string> compile_for_archs(KernelRegistry& registry,
   for (unsigned t = 0; t < thread_count; ++t) threads.emplace_back(worker);
   for (auto& thread : threads) thread.join();
   return failures;
+}
+
+// Compiles a bounded rows variant's spec (launch bounds of `min_blocks`, with its spill fallback)
+// for sm_90 through `registry`, prints which build the registry kept under `name`, and checks that
+// the spec compiles. The kept bounded build differs from the unbounded one, if only by ptxas's
+// report, so comparing with the unbounded build tells which one came back.
+inline void expect_bounded_build_or_fallback(KernelRegistry& registry, const KernelSpec& spec,
+                                             int min_blocks, const std::string& name) {
+  ASSERT_GT(min_blocks, 0) << name;
+  ASSERT_EQ(spec.spill_fallback_define, "L2NORM_MIN_BLOCKS=0") << name;
+  const std::vector<char> chosen = registry.compile_for_arch(spec, 90);
+  KernelSpec unbounded = spec;
+  unbounded.spill_fallback_define.clear();
+  std::replace(unbounded.defines.begin(), unbounded.defines.end(),
+               "L2NORM_MIN_BLOCKS=" + std::to_string(min_blocks),
+               std::string("L2NORM_MIN_BLOCKS=0"));
+  const bool fell_back = chosen == registry.compile_for_arch(unbounded, 90);
+  std::printf("%s: %s\n", name.c_str(),
+              fell_back ? "spills when bounded: unbounded build" : "bounded build kept");
 }
 
 }  // namespace l2norm::testing
