@@ -91,7 +91,8 @@ void ThreadPool::worker_loop(int worker_index, std::uint64_t seen_generation) {
     work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen_generation; });
     if (stopping_) return;
     seen_generation = generation_;
-    if (worker_index >= job_parts_) continue;
+    if (!job_open_ || worker_index >= job_parts_) continue;
+    ++parts_running_;
     const Task* task = job_task_;
     const int parts = job_parts_;
     lock.unlock();
@@ -103,7 +104,7 @@ void ThreadPool::worker_loop(int worker_index, std::uint64_t seen_generation) {
     }
     lock.lock();
     if (failure && !job_failure_) job_failure_ = failure;
-    if (--parts_pending_ == 0) work_done_.notify_one();
+    if (--parts_running_ == 0 && !job_open_) work_done_.notify_one();
   }
 }
 
@@ -120,7 +121,8 @@ void ThreadPool::run(int parts, const Task& task) {
     const std::lock_guard lock(state_mutex_);
     job_task_ = &task;
     job_parts_ = parts;
-    parts_pending_ = parts - 1;
+    job_open_ = true;
+    parts_running_ = 0;
     job_failure_ = nullptr;
     ++generation_;
   }
@@ -132,8 +134,11 @@ void ThreadPool::run(int parts, const Task& task) {
   } catch (...) {
     failure = std::current_exception();
   }
+  // The caller's part returns once the job's work is all taken: a worker that wakes later has
+  // nothing to do, so it is not waited for. Only the parts already running are.
   std::unique_lock lock(state_mutex_);
-  work_done_.wait(lock, [&] { return parts_pending_ == 0; });
+  job_open_ = false;
+  work_done_.wait(lock, [&] { return parts_running_ == 0; });
   job_task_ = nullptr;
   if (!failure) failure = job_failure_;
   job_failure_ = nullptr;

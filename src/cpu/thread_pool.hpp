@@ -1,5 +1,6 @@
 // The CPU backend's persistent worker pool. One job runs at a time: the calling thread takes part 0
-// and the workers the other parts, so a job never waits for a thread to be created.
+// and the workers that wake while the job is still open take the others, so a job never waits for
+// a thread to be created nor for one to be scheduled.
 #pragma once
 
 #include <condition_variable>
@@ -27,9 +28,12 @@ class ThreadPool {
   // n < 1 restores the default. Waits for a running job to finish first.
   void set_thread_count(int n);
 
-  // Runs task(part, parts_run) for every part in [0, parts_run) and returns when all have
-  // finished. parts_run is `parts` clamped to [1, threads available]. Concurrent callers are served
-  // one after the other.
+  // Runs task(0, parts_run) on the calling thread and task(part, parts_run), part in
+  // [1, parts_run), on each worker that wakes before the caller's own part returns; returns when
+  // every part that started has finished. parts_run is `parts` clamped to [1, threads available].
+  // A part may not run at all (its worker woke after the caller's part returned), so a task shares
+  // its work through a counter the parts drain, and the caller's part drains it to the end: no
+  // piece of work may belong to one part alone. Concurrent callers are served one after the other.
   using Task = std::function<void(int part, int parts_run)>;
   void run(int parts, const Task& task);
 
@@ -49,7 +53,8 @@ class ThreadPool {
   bool stopping_ = false;
   std::uint64_t generation_ = 0;
   int job_parts_ = 0;
-  int parts_pending_ = 0;
+  bool job_open_ = false;  // workers may still join the job
+  int parts_running_ = 0;  // workers that joined the job and have not finished their part
   const Task* job_task_ = nullptr;
   std::exception_ptr job_failure_;  // the first exception a worker's part threw
 };
