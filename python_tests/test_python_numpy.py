@@ -80,6 +80,36 @@ def test_strided_views_zero_copy():
     assert np.array_equal(packed[:, :64], before[:, :64]) and np.array_equal(packed[:, 128:], before[:, 128:])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_plain_call_takes_the_fast_path_with_the_general_paths_bits(dtype):
+    # normalize(x) on a plain array allocates and normalizes in C++; out= takes the general path.
+    packed = np.random.default_rng(9).standard_normal((33, 3 * 128)).astype(dtype)
+    views = [packed, packed[:, 128:256], packed[0], packed.reshape(33, 3, 128).transpose(1, 0, 2)]
+    l2norm.normalize(packed)  # l2norm hands NumPy's types to the fast path when it first sees NumPy
+    for x in views:
+        assert l2norm._eager_numpy_l2_norm(x, 1e-6, 1.0, False) is not None
+        y = l2norm.normalize(x, eps=1e-3, scale=0.5, eps_mode="clamp")
+        out = np.empty(x.shape, dtype)
+        assert l2norm.normalize(x, eps=1e-3, scale=0.5, eps_mode="clamp", out=out) is out
+        assert type(y) is np.ndarray and y.dtype == dtype and y.shape == x.shape
+        assert y.flags.c_contiguous and y.flags.writeable
+        assert np.array_equal(y.view(np.uint8), out.view(np.uint8))
+
+
+def test_fast_path_declines_what_it_does_not_serve():
+    class Sub(np.ndarray):
+        pass
+
+    x = np.ones((4, 8), np.float32)
+    assert l2norm._eager_numpy_l2_norm(l2norm.normalize(x), 1e-6, 1.0, False) is not None
+    declined = [x.view(Sub), x.astype(np.float64), x.astype(">f4"), [[1.0, 2.0]]]
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes (NumPy bfloat16) not installed")
+    declined.append(x.astype(ml_dtypes.bfloat16))
+    for array in declined:
+        assert l2norm._eager_numpy_l2_norm(array, 1e-6, 1.0, False) is None
+    assert np.array_equal(l2norm.normalize(x.view(Sub)), l2norm.normalize(x))
+
+
 def test_read_only_input():
     x = np.ones((4, 4), np.float32)
     x.flags.writeable = False

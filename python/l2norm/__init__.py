@@ -106,6 +106,9 @@ class _NumpyArrays(_Arrays):
         import numpy as np
 
         self.np = np
+        global _numpy_array
+        _core._set_eager_numpy(np.ndarray, np.empty, [np.dtype(np.float32), np.dtype(np.float16)])
+        _numpy_array = np.ndarray
         try:
             import ml_dtypes
 
@@ -241,6 +244,11 @@ _FACTORIES = {"numpy": _NumpyArrays, "torch": _TorchArrays, "cupy": _CupyArrays,
 _arrays_by_type: dict = {}
 
 
+# numpy.ndarray once l2norm has seen NumPy (normalize's fast path serves exactly this type).
+_numpy_array: Any = None
+_eager_numpy_l2_norm = _core._eager_numpy_l2_norm
+
+
 def _arrays_for(kind: type) -> _Arrays:
     arrays = _arrays_by_type.get(kind)
     if arrays is None:
@@ -307,6 +315,11 @@ def normalize(
     is recorded (``l2norm.torch`` has the differentiable ops).
     """
     clamp = _clamp_of(eps_mode)
+    if (type(x) is _numpy_array and out is None and out_dtype is None and not return_rstd
+            and stream is None):
+        y = _eager_numpy_l2_norm(x, eps, scale, clamp)
+        if y is not None:
+            return y
     arrays = _arrays_for(type(x))
     x = arrays.check_input(x)
     y = _output(arrays, x, out, out_dtype, x.dtype, isinstance(arrays, _JaxArrays))

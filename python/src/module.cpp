@@ -597,6 +597,53 @@ nb::object eager_l2_norm(nb::handle x, float eps, bool clamp, nb::handle out_dty
   return output;
 }
 
+// ---- the NumPy fast path ----
+// normalize() on a plain NumPy array into a new one (no out, out_dtype, rstd or stream) is the
+// call of a search engine normalizing each query: a few microseconds of Python around a kernel of
+// less than one. l2norm's Python layer hands over at import what the path needs from NumPy (the
+// array type, numpy.empty and the native float32 and float16 dtypes), so the call allocates and
+// normalizes with no Python code between.
+struct EagerNumpy {
+  PyObject* array_type = nullptr;
+  PyObject* empty = nullptr;
+  std::vector<PyObject*> dtypes;  // served by the path; any other dtype object takes Python's
+};
+EagerNumpy* eager_numpy = nullptr;  // set once, never freed
+
+void set_eager_numpy(nb::handle array_type, nb::handle empty,
+                     const std::vector<nb::handle>& dtypes) {
+  auto* state = new EagerNumpy;
+  state->array_type = nb::handle(array_type).inc_ref().ptr();
+  state->empty = nb::handle(empty).inc_ref().ptr();
+  for (nb::handle dtype : dtypes) state->dtypes.push_back(nb::handle(dtype).inc_ref().ptr());
+  eager_numpy = state;
+}
+
+// y = l2_norm(x) * scale into a new C-contiguous array of x's shape and dtype, for x an exact
+// numpy.ndarray whose dtype object is one the path serves (native float32 or float16). None
+// otherwise, and then nothing is allocated or run.
+nb::object eager_numpy_l2_norm(nb::handle x, float eps, float scale, bool clamp) {
+  static PyObject* const shape_name = PyUnicode_InternFromString("shape");
+  static PyObject* const dtype_name = PyUnicode_InternFromString("dtype");
+  const EagerNumpy* numpy = eager_numpy;
+  if (numpy == nullptr || reinterpret_cast<PyObject*>(Py_TYPE(x.ptr())) != numpy->array_type) {
+    return nb::none();
+  }
+  const nb::object dtype = nb::steal(PyObject_GetAttr(x.ptr(), dtype_name));
+  if (!dtype.is_valid()) throw nb::python_error();
+  bool served = false;
+  for (PyObject* candidate : numpy->dtypes) served = served || dtype.ptr() == candidate;
+  if (!served) return nb::none();
+  const nb::object shape = nb::steal(PyObject_GetAttr(x.ptr(), shape_name));
+  if (!shape.is_valid()) throw nb::python_error();
+  PyObject* arguments[] = {shape.ptr(), dtype.ptr()};
+  PyObject* y = PyObject_Vectorcall(numpy->empty, arguments, 2, nullptr);
+  if (y == nullptr) throw nb::python_error();
+  nb::object output = nb::steal(y);
+  l2_norm(x, output, nb::none(), eps, scale, clamp, std::nullopt, false);
+  return output;
+}
+
 bool has_exchange_api(nb::handle object) {
   return exchange_api_of(Py_TYPE(object.ptr())) != nullptr;
 }
@@ -711,6 +758,13 @@ NB_MODULE(_core, m) {
         nb::arg("out_dtype").none(),
         "l2norm.torch: l2_norm of a plain eager call into a new tensor (scale 1, no rstd, the "
         "current stream), or None (nothing done) where the call must go through the dispatcher.");
+  m.def("_set_eager_numpy", &set_eager_numpy, nb::arg("array_type"), nb::arg("empty"),
+        nb::arg("dtypes"),
+        "l2norm: what _eager_numpy_l2_norm needs from NumPy (set when l2norm first sees NumPy).");
+  m.def("_eager_numpy_l2_norm", &eager_numpy_l2_norm, nb::arg("x"), nb::arg("eps"),
+        nb::arg("scale"), nb::arg("clamp"),
+        "l2norm.normalize: l2_norm(x) * scale into a new C-contiguous array for a plain NumPy "
+        "array of a served dtype, or None (nothing done) where the general path must run.");
   m.def("has_exchange_api", &has_exchange_api, nb::arg("array"),
         "True when `array`'s type offers the DLPack C exchange API (`__dlpack_c_exchange_api__`, "
         "DLPack 1.x), which the ops use to view it and find its stream with no Python calls.");
