@@ -48,9 +48,7 @@ class KernelRegistry {
   static KernelRegistry& global();
 
   // Adds a named source. Other sources may #include it by that name. Registering the same name
-  // with the same text again is a no-op; with other text it is Error(invalid_argument). Sources
-  // compile with NVRTC's --minimal: no texture or surface functions, no device runtime calls and
-  // no kernel launches from device code.
+  // with the same text again is a no-op; with other text it is Error(invalid_argument).
   void register_source(std::string_view name, std::string_view source);
   bool has_source(std::string_view name) const;
   std::vector<std::string> source_names() const;

@@ -23,9 +23,7 @@ struct NamedSource {
 std::string compiler_identity();
 // The compute capability of `device` as major * 10 + minor (e.g. 90).
 int device_arch(const Device& device);
-// The options every compile for `arch` gets, before the spec's defines. With NVRTC they include
-// --minimal: sources get no texture or surface functions, no device runtime calls and no launches
-// from device code.
+// The options every compile for `arch` gets, before the spec's defines.
 std::vector<std::string> base_options(int arch);
 // Compiles `source` (which may #include any of `headers` by name) to machine code. Throws
 // Error(compile) carrying the compiler log and the options. With `spills` set, also reports

@@ -88,12 +88,8 @@ int device_arch(const Device& device) {
 
 std::vector<std::string> base_options(int arch) {
   // No fast math (flush-to-zero and approximate division would break the semantics); no FMA
-  // contraction, so every multiply and add is rounded as written. --minimal leaves out what no
-  // kernel here uses (texture and surface types, the device runtime's cuda* calls, launches from
-  // device code, the runtime API's types), which shortens the front end of every compile; the
-  // machine code is the same as without it.
-  return {"-arch=sm_" + std::to_string(arch), "-std=c++17", "--fmad=false", "-default-device",
-          "--minimal"};
+  // contraction, so every multiply and add is rounded as written.
+  return {"-arch=sm_" + std::to_string(arch), "-std=c++17", "--fmad=false", "-default-device"};
 }
 
 std::vector<char> compile(const NamedSource& source, const std::vector<NamedSource>& headers,
