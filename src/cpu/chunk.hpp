@@ -408,10 +408,27 @@ L2NORM_CPU_TARGET_V4 inline U32x16 load_bytes_avx512(const void* source, std::si
   return std::bit_cast<U32x16>(_mm512_maskz_loadu_epi8(mask, source));
 }
 
+// A masked store whose 64 bytes reach into a cache line that none of the stored bytes is in
+// still takes that line on some CPUs (AMD Zen 4), and a non-temporal store to that line then
+// waits for it: a row's partial head store would stall the next row's streamed lines. So bytes
+// that lie in one cache line are stored from that line's start, moved up to their place
+// (a 16-bit lane rotation: every dtype is whole 16-bit words), and the store touches that line
+// alone.
 L2NORM_CPU_TARGET_V4 inline void store_bytes_avx512(void* destination, const U32x16& raw,
                                                     std::size_t bytes) {
+  const auto address = reinterpret_cast<std::uintptr_t>(destination);
+  const auto offset = static_cast<unsigned>(address % 64);
   const __mmask64 mask = _bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(bytes));
-  _mm512_mask_storeu_epi8(destination, mask, std::bit_cast<__m512i>(raw));
+  if (offset == 0 || offset % 2 != 0 || offset + bytes > 64) {
+    _mm512_mask_storeu_epi8(destination, mask, std::bit_cast<__m512i>(raw));
+    return;
+  }
+  // Lane w of the result is lane w - offset / 2 of raw (indices wrap modulo 32).
+  const __m512i lanes = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                         16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i index = _mm512_sub_epi16(lanes, _mm512_set1_epi16(static_cast<short>(offset / 2)));
+  const __m512i moved = _mm512_permutexvar_epi16(index, std::bit_cast<__m512i>(raw));
+  _mm512_mask_storeu_epi8(reinterpret_cast<void*>(address - offset), mask << offset, moved);
 }
 #endif
 
