@@ -26,12 +26,15 @@ inline void normalize_rows(const L2NormCall& call, const RowOptions& options,
   const auto* input = static_cast<const ElementOf<In>*>(call.input);
   auto* output = static_cast<ElementOf<Out>*>(call.output);
   RowCursor cursor(call.layout, row_begin);
+  LineJoiner joiner;
+  LineJoiner* const join = options.streaming ? &joiner : nullptr;
   for (std::int64_t row = row_begin; row < row_end; ++row) {
-    const float rstd = normalize_row<In, Out>(input + cursor.input_offset(),
-                                              output + cursor.output_offset(), call.dim, options);
+    const float rstd = normalize_row<In, Out>(
+        input + cursor.input_offset(), output + cursor.output_offset(), call.dim, options, join);
     if (call.rstd != nullptr) call.rstd[row * call.rstd_stride] = rstd;
     cursor.advance();
   }
+  joiner.flush();
   // The pool reports the part done after this returns: the rows' streaming stores come first.
   if (options.streaming) order_streaming_stores();
 }

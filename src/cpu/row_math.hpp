@@ -10,6 +10,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "cpu/chunk.hpp"
 #include "cpu/row_sum.hpp"
@@ -123,17 +124,73 @@ inline ElementOf<Out> finish_scalar(float y, const RowOptions& options) {
 // aligned address), the first `count` elements of a partial step plainly.
 enum class StepStore { whole, streaming, partial };
 
-// Rounds a step's values to Out (finish) and stores its first `count` elements at y.
+// Joins the partial output lines of consecutive rows of a streamed output. A row whose bytes do
+// not begin and end on 64-byte boundaries (a base address off the line grid, or a row length that
+// is not whole lines) leaves a partial line at each end; where the rows are contiguous, one row's
+// tail and the next row's head make up one whole line, which is stored non-temporally like the
+// lines between them instead of twice with ordinary stores (each a read for ownership of a line
+// the streamed lines around it skip). Pieces are added in address order; a piece that does not
+// continue the pending line first stores that line's bytes with ordinary stores (flush), as does
+// the end of a range of rows, so every byte is written exactly once and no byte outside the rows.
+class LineJoiner {
+  static constexpr auto kLineBytes = static_cast<std::size_t>(kChunkBytes);
+
+ public:
+  LineJoiner() = default;
+  LineJoiner(const LineJoiner&) = delete;
+  LineJoiner& operator=(const LineJoiner&) = delete;
+
+  // The first `count` elements of `raw`, to be stored at `destination`; all within one line.
+  template <DType T>
+  void add(ElementOf<T>* destination, const RawOf<T>& raw, std::int64_t count) {
+    const auto address = reinterpret_cast<std::uintptr_t>(destination);
+    auto* line = reinterpret_cast<unsigned char*>(address - address % kLineBytes);
+    const auto offset = static_cast<std::size_t>(address % kLineBytes);
+    const auto bytes = static_cast<std::size_t>(count) * sizeof(ElementOf<T>);
+    if (line != line_ || offset != end_) {
+      flush();
+      line_ = line;
+      begin_ = offset;
+    }
+    partial::store_bytes(buffer_ + offset, std::bit_cast<U32x16>(raw), bytes);
+    end_ = offset + bytes;
+    if (begin_ == 0 && end_ == kLineBytes) {
+      U32x16 whole;
+      std::memcpy(&whole, buffer_, sizeof whole);
+      streaming::store_line(line_, whole);
+      line_ = nullptr;
+    }
+  }
+
+  // Stores the pending bytes, if any, with ordinary stores.
+  void flush() {
+    if (line_ == nullptr) return;
+    const std::size_t bytes = end_ - begin_;
+    partial::store_bytes(line_ + begin_, partial::load_bytes(buffer_ + begin_, bytes), bytes);
+    line_ = nullptr;
+  }
+
+ private:
+  alignas(64) unsigned char buffer_[kLineBytes];
+  unsigned char* line_ = nullptr;  // the pending line, or none
+  std::size_t begin_ = 0;          // its pending bytes: [begin_, end_) of buffer_
+  std::size_t end_ = 0;
+};
+
+// Rounds a step's values to Out (finish) and stores its first `count` elements at y; partial
+// steps of a streamed row go through `joiner` where one is given.
 template <DType In, DType Out, StepStore How>
 inline void store_step(ElementOf<Out>* y, const StepValues<In, Out>& values, std::int64_t count,
-                       const RowOptions& options) {
+                       const RowOptions& options, LineJoiner* joiner = nullptr) {
   constexpr bool kInOrder = !kSameLanes<In, Out> && Out != DType::f32;
   for (int c = 0; c < kOutputChunks<In, Out>; ++c) {
     ElementOf<Out>* chunk = y + c * kChunkElements<Out>;
     if constexpr (How == StepStore::partial) {
       const std::int64_t available =
           std::clamp<std::int64_t>(count - c * kChunkElements<Out>, 0, kChunkElements<Out>);
-      if (available > 0) {
+      if (available > 0 && joiner != nullptr) {
+        joiner->add<Out>(chunk, finish<Out, kInOrder>(values.chunks[c], options), available);
+      } else if (available > 0) {
         store_partial<Out>(chunk, finish<Out, kInOrder>(values.chunks[c], options), available);
       }
     } else if constexpr (How == StepStore::streaming) {
@@ -158,10 +215,10 @@ inline std::int64_t elements_before_line_alignment(const ElementOf<T>* y) {
 
 // y = finish(x * inv) over the row. With streaming stores the steps are laid on the output's
 // cache lines, so that each one writes whole lines; the partial steps at both ends are stored
-// normally.
+// normally, or handed to `joiner` (which streams the lines they complete with the next row's).
 template <DType In, DType Out>
 inline void scale_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim, float inv,
-                      const RowOptions& options) {
+                      const RowOptions& options, LineJoiner* joiner) {
   constexpr std::int64_t kStep = kStepElements<In, Out>;
   std::int64_t head = 0;
   bool stream = false;
@@ -170,9 +227,10 @@ inline void scale_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t di
     stream = head >= 0;
     head = std::clamp<std::int64_t>(head, 0, dim);
   }
+  LineJoiner* const join = stream ? joiner : nullptr;
   const auto scale_partial = [&](std::int64_t begin, std::int64_t count) {
     store_step<In, Out, StepStore::partial>(y + begin, load_step<In, Out>(x + begin, count) * inv,
-                                            count, options);
+                                            count, options, join);
   };
   const std::int64_t body_end = head + (dim - head) / kStep * kStep;
   if (head > 0) scale_partial(0, head);
@@ -216,10 +274,11 @@ inline double normalize_row_in_double(const ElementOf<In>* x, ElementOf<Out>* y,
 // y = x / sqrt(sum(x^2) + eps) (add) or x / max(sqrt(sum(x^2)), eps) (clamp), rounded once to Out.
 // The sum and the factor depend on In and dim alone. `y` may be `x` (in place, In == Out): each
 // step is read before it is written. Returns the row's rstd: the f32 factor the row was scaled by
-// (before scale), or on the rare path the f64 one rounded to f32.
+// (before scale), or on the rare path the f64 one rounded to f32. `joiner` (streaming only, or
+// null) joins the partial lines of consecutive rows; the caller flushes it after its last row.
 template <DType In, DType Out>
 inline float normalize_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim,
-                           const RowOptions& options) {
+                           const RowOptions& options, LineJoiner* joiner = nullptr) {
   const float sum = sum_of_squares<In>(x, dim);
   if (!(sum >= kTinySumOfSquares && sum <= FLT_MAX)) {
     return static_cast<float>(normalize_row_in_double<In, Out>(x, y, dim, options));
@@ -227,7 +286,7 @@ inline float normalize_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64
   const float inv = options.eps_mode == EpsMode::add
                         ? 1.0f / std::sqrt(sum + options.eps)
                         : 1.0f / max_propagating_nan(std::sqrt(sum), options.eps);
-  scale_row<In, Out>(x, y, dim, inv, options);
+  scale_row<In, Out>(x, y, dim, inv, options, joiner);
   return inv;
 }
 

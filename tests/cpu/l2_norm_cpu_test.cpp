@@ -211,6 +211,17 @@ TEST(CpuL2Norm, StreamingStoresMatchCachedStores) {
             run_on(TensorView(in, dtype, Device::cpu(), {rows, dim}),
                    TensorView(out, dtype, Device::cpu(), {rows, dim}), options);
         EXPECT_NE(variant.find("streaming"), std::string::npos) << variant;
+        // Whole lines are streamed only where the rows fill them: the bytes around the output
+        // keep their poison.
+        HostTensor poison(dtype, input.count() + 16);
+        poison.fill_poison();
+        const auto* storage = static_cast<const std::byte*>(output_storage.data());
+        const auto* fresh = static_cast<const std::byte*>(poison.data());
+        const auto before =
+            static_cast<std::size_t>(out - static_cast<std::byte*>(output_storage.data()));
+        const std::size_t after = before + input.bytes();
+        EXPECT_TRUE(same_bits(storage, fresh, before));
+        EXPECT_TRUE(same_bits(storage + after, fresh + after, output_storage.bytes() - after));
 
         const std::int64_t slice_rows = 256;
         const std::int64_t row_bytes = dim * element_bytes;
