@@ -80,6 +80,10 @@ def test_strided_views_zero_copy():
     assert np.array_equal(packed[:, :64], before[:, :64]) and np.array_equal(packed[:, 128:], before[:, 128:])
 
 
+class Sub(np.ndarray):
+    pass
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_plain_call_takes_the_fast_path_with_the_general_paths_bits(dtype):
     # normalize(x) on a plain array allocates and normalizes in C++; out= takes the general path.
@@ -90,16 +94,17 @@ def test_plain_call_takes_the_fast_path_with_the_general_paths_bits(dtype):
         assert l2norm._eager_numpy_l2_norm(x, 1e-6, 1.0, False) is not None
         y = l2norm.normalize(x, eps=1e-3, scale=0.5, eps_mode="clamp")
         out = np.empty(x.shape, dtype)
-        assert l2norm.normalize(x, eps=1e-3, scale=0.5, eps_mode="clamp", out=out) is out
+        assert l2norm._eager_numpy_l2_norm(x, 1e-3, 0.5, True, out) is out
         assert type(y) is np.ndarray and y.dtype == dtype and y.shape == x.shape
         assert y.flags.c_contiguous and y.flags.writeable
         assert np.array_equal(y.view(np.uint8), out.view(np.uint8))
+        # The general path (an out of a subclass) writes the same bits.
+        general = np.empty(x.shape, dtype).view(Sub)
+        assert l2norm.normalize(x, eps=1e-3, scale=0.5, eps_mode="clamp", out=general) is general
+        assert np.array_equal(y.view(np.uint8), np.asarray(general).view(np.uint8))
 
 
 def test_fast_path_declines_what_it_does_not_serve():
-    class Sub(np.ndarray):
-        pass
-
     x = np.ones((4, 8), np.float32)
     assert l2norm._eager_numpy_l2_norm(l2norm.normalize(x), 1e-6, 1.0, False) is not None
     declined = [x.view(Sub), x.astype(np.float64), x.astype(">f4"), [[1.0, 2.0]]]
@@ -107,7 +112,11 @@ def test_fast_path_declines_what_it_does_not_serve():
     declined.append(x.astype(ml_dtypes.bfloat16))
     for array in declined:
         assert l2norm._eager_numpy_l2_norm(array, 1e-6, 1.0, False) is None
+        assert l2norm._eager_numpy_l2_norm(x, 1e-6, 1.0, False, array) is None
     assert np.array_equal(l2norm.normalize(x.view(Sub)), l2norm.normalize(x))
+    # Errors on the fast path are the library's, as on the general path.
+    with pytest.raises(ValueError, match="shape"):
+        l2norm.normalize(x, out=np.empty((4, 9), np.float32))
 
 
 def test_read_only_input():

@@ -315,9 +315,9 @@ def normalize(
     is recorded (``l2norm.torch`` has the differentiable ops).
     """
     clamp = _clamp_of(eps_mode)
-    if (type(x) is _numpy_array and out is None and out_dtype is None and not return_rstd
-            and stream is None):
-        y = _eager_numpy_l2_norm(x, eps, scale, clamp)
+    if (type(x) is _numpy_array and out_dtype is None and not return_rstd and stream is None
+            and (out is None or type(out) is _numpy_array)):
+        y = _eager_numpy_l2_norm(x, eps, scale, clamp, out)
         if y is not None:
             return y
     arrays = _arrays_for(type(x))

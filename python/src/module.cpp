@@ -619,21 +619,35 @@ void set_eager_numpy(nb::handle array_type, nb::handle empty,
   eager_numpy = state;
 }
 
-// y = l2_norm(x) * scale into a new C-contiguous array of x's shape and dtype, for x an exact
-// numpy.ndarray whose dtype object is one the path serves (native float32 or float16). None
-// otherwise, and then nothing is allocated or run.
-nb::object eager_numpy_l2_norm(nb::handle x, float eps, float scale, bool clamp) {
-  static PyObject* const shape_name = PyUnicode_InternFromString("shape");
+// Whether `array` is an exact numpy.ndarray whose dtype object is one the path serves (native
+// float32 or float16); its dtype in `dtype`.
+bool served_by_eager_numpy(const EagerNumpy& numpy, nb::handle array, nb::object& dtype) {
   static PyObject* const dtype_name = PyUnicode_InternFromString("dtype");
+  if (reinterpret_cast<PyObject*>(Py_TYPE(array.ptr())) != numpy.array_type) return false;
+  dtype = nb::steal(PyObject_GetAttr(array.ptr(), dtype_name));
+  if (!dtype.is_valid()) throw nb::python_error();
+  for (PyObject* candidate : numpy.dtypes) {
+    if (dtype.ptr() == candidate) return true;
+  }
+  return false;
+}
+
+// y = l2_norm(x) * scale into `out`, or into a new C-contiguous array of x's shape and dtype when
+// `out` is None, for x (and out) exact numpy.ndarrays of dtypes the path serves. None otherwise,
+// and then nothing is allocated or run.
+nb::object eager_numpy_l2_norm(nb::handle x, float eps, float scale, bool clamp, nb::handle out) {
+  static PyObject* const shape_name = PyUnicode_InternFromString("shape");
   const EagerNumpy* numpy = eager_numpy;
-  if (numpy == nullptr || reinterpret_cast<PyObject*>(Py_TYPE(x.ptr())) != numpy->array_type) {
+  nb::object dtype;
+  nb::object out_dtype;
+  if (numpy == nullptr || !served_by_eager_numpy(*numpy, x, dtype) ||
+      (!out.is_none() && !served_by_eager_numpy(*numpy, out, out_dtype))) {
     return nb::none();
   }
-  const nb::object dtype = nb::steal(PyObject_GetAttr(x.ptr(), dtype_name));
-  if (!dtype.is_valid()) throw nb::python_error();
-  bool served = false;
-  for (PyObject* candidate : numpy->dtypes) served = served || dtype.ptr() == candidate;
-  if (!served) return nb::none();
+  if (!out.is_none()) {
+    l2_norm(x, out, nb::none(), eps, scale, clamp, std::nullopt, false);
+    return nb::borrow(out);
+  }
   const nb::object shape = nb::steal(PyObject_GetAttr(x.ptr(), shape_name));
   if (!shape.is_valid()) throw nb::python_error();
   PyObject* arguments[] = {shape.ptr(), dtype.ptr()};
@@ -762,9 +776,9 @@ NB_MODULE(_core, m) {
         nb::arg("dtypes"),
         "l2norm: what _eager_numpy_l2_norm needs from NumPy (set when l2norm first sees NumPy).");
   m.def("_eager_numpy_l2_norm", &eager_numpy_l2_norm, nb::arg("x"), nb::arg("eps"),
-        nb::arg("scale"), nb::arg("clamp"),
-        "l2norm.normalize: l2_norm(x) * scale into a new C-contiguous array for a plain NumPy "
-        "array of a served dtype, or None (nothing done) where the general path must run.");
+        nb::arg("scale"), nb::arg("clamp"), nb::arg("out").none() = nb::none(),
+        "l2norm.normalize: l2_norm(x) * scale into `out` or a new C-contiguous array, for plain "
+        "NumPy arrays of served dtypes; None (nothing done) where the general path must run.");
   m.def("has_exchange_api", &has_exchange_api, nb::arg("array"),
         "True when `array`'s type offers the DLPack C exchange API (`__dlpack_c_exchange_api__`, "
         "DLPack 1.x), which the ops use to view it and find its stream with no Python calls.");
