@@ -638,13 +638,15 @@ def parse_cpu_bench(text):
 
 
 def cpu_shape(name):
-    """'l2_norm/f32/131072x512/manual_time' -> ('131072 x 512 f32', input MiB)."""
-    match = re.match(r"l2_norm/(\w+)/(\d+)x(\d+)", name)
+    """'l2_norm/f32/131072x512/manual_time' -> ('131072 x 512 f32', input MiB); a layout suffix
+    ('l2_norm/f32/131072x512/+16B/manual_time') -> ('131072 x 512 f32 at +16 B', ...)."""
+    match = re.match(r"l2_norm/(\w+)/(\d+)x(\d+)(?:/\+(\d+)B)?", name)
     if not match:
         return name, None
     dtype, rows, dim = match.group(1), int(match.group(2)), int(match.group(3))
     size = {"f32": 4, "f16": 2, "bf16": 2}.get(dtype, 4)
-    return f"{rows} x {dim} {dtype}", rows * dim * size / (1 << 20)
+    where = f" at +{match.group(4)} B" if match.group(4) else ""
+    return f"{rows} x {dim} {dtype}{where}", rows * dim * size / (1 << 20)
 
 
 def cpu_section(path, machine):
