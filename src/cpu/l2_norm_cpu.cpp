@@ -28,7 +28,25 @@ inline void normalize_rows(const L2NormCall& call, const RowOptions& options,
   RowCursor cursor(call.layout, row_begin);
   LineJoiner joiner;
   LineJoiner* const join = options.streaming ? &joiner : nullptr;
-  for (std::int64_t row = row_begin; row < row_end; ++row) {
+  std::int64_t row = row_begin;
+  if (kPairsShortRows<In> && call.dim * std::int64_t(sizeof(ElementOf<In>)) <= kPairedRowBytes) {
+    for (; row + 1 < row_end; row += 2) {
+      const std::int64_t input0 = cursor.input_offset();
+      const std::int64_t output0 = cursor.output_offset();
+      cursor.advance();
+      float rstd0 = 0.0f;
+      float rstd1 = 0.0f;
+      normalize_row_pair<In, Out>(input + input0, output + output0, input + cursor.input_offset(),
+                                  output + cursor.output_offset(), call.dim, options, join, rstd0,
+                                  rstd1);
+      cursor.advance();
+      if (call.rstd != nullptr) {
+        call.rstd[row * call.rstd_stride] = rstd0;
+        call.rstd[(row + 1) * call.rstd_stride] = rstd1;
+      }
+    }
+  }
+  for (; row < row_end; ++row) {
     const float rstd = normalize_row<In, Out>(
         input + cursor.input_offset(), output + cursor.output_offset(), call.dim, options, join);
     if (call.rstd != nullptr) call.rstd[row * call.rstd_stride] = rstd;

@@ -271,15 +271,11 @@ inline double normalize_row_in_double(const ElementOf<In>* x, ElementOf<Out>* y,
   return inv;
 }
 
-// y = x / sqrt(sum(x^2) + eps) (add) or x / max(sqrt(sum(x^2)), eps) (clamp), rounded once to Out.
-// The sum and the factor depend on In and dim alone. `y` may be `x` (in place, In == Out): each
-// step is read before it is written. Returns the row's rstd: the f32 factor the row was scaled by
-// (before scale), or on the rare path the f64 one rounded to f32. `joiner` (streaming only, or
-// null) joins the partial lines of consecutive rows; the caller flushes it after its last row.
+// The second half of a row's normalization, from its f32 sum of squares: the rare path where the
+// sum may be wrong, else the factor and the scaling pass. Returns the row's rstd.
 template <DType In, DType Out>
-inline float normalize_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim,
-                           const RowOptions& options, LineJoiner* joiner = nullptr) {
-  const float sum = sum_of_squares<In>(x, dim);
+inline float normalize_row_from_sum(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim,
+                                    float sum, const RowOptions& options, LineJoiner* joiner) {
   if (!(sum >= kTinySumOfSquares && sum <= FLT_MAX)) {
     return static_cast<float>(normalize_row_in_double<In, Out>(x, y, dim, options));
   }
@@ -288,6 +284,41 @@ inline float normalize_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64
                         : 1.0f / max_propagating_nan(std::sqrt(sum), options.eps);
   scale_row<In, Out>(x, y, dim, inv, options, joiner);
   return inv;
+}
+
+// y = x / sqrt(sum(x^2) + eps) (add) or x / max(sqrt(sum(x^2)), eps) (clamp), rounded once to Out.
+// The sum and the factor depend on In and dim alone. `y` may be `x` (in place, In == Out): each
+// step is read before it is written. Returns the row's rstd: the f32 factor the row was scaled by
+// (before scale), or on the rare path the f64 one rounded to f32. `joiner` (streaming only, or
+// null) joins the partial lines of consecutive rows; the caller flushes it after its last row.
+template <DType In, DType Out>
+inline float normalize_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64_t dim,
+                           const RowOptions& options, LineJoiner* joiner = nullptr) {
+  return normalize_row_from_sum<In, Out>(x, y, dim, sum_of_squares<In>(x, dim), options, joiner);
+}
+
+// Rows of 16-bit inputs of at most this many bytes are normalized two at a time
+// (normalize_row_pair). A 16-bit row costs more instructions per byte than an f32 row (widening,
+// then rounding to 16 bits), so its chain from load to store is what limits short rows; f32 rows
+// of the same lengths gain nothing from pairing and keep the row-by-row loop.
+template <DType In>
+inline constexpr bool kPairsShortRows = In != DType::f32;
+inline constexpr std::int64_t kPairedRowBytes = 2048;
+
+// Two rows, each exactly as normalize_row computes it: both sums first, then each row's factor and
+// scaling pass, the first row's before the second's. A short row's time is mostly the chain from
+// its last load through the sum's fold, the square root and the division to its first store;
+// two independent chains side by side overlap. The second row's input is read before the first
+// row's output is written, so the rows must not overlap each other (in place, each row on itself,
+// is fine).
+template <DType In, DType Out>
+inline void normalize_row_pair(const ElementOf<In>* x0, ElementOf<Out>* y0, const ElementOf<In>* x1,
+                               ElementOf<Out>* y1, std::int64_t dim, const RowOptions& options,
+                               LineJoiner* joiner, float& rstd0, float& rstd1) {
+  const float sum0 = sum_of_squares<In>(x0, dim);
+  const float sum1 = sum_of_squares<In>(x1, dim);
+  rstd0 = normalize_row_from_sum<In, Out>(x0, y0, dim, sum0, options, joiner);
+  rstd1 = normalize_row_from_sum<In, Out>(x1, y1, dim, sum1, options, joiner);
 }
 
 }  // namespace l2norm::detail::cpu
