@@ -430,7 +430,7 @@ def peers_lines(run):
                 f"| backward faster than fla and the compiled formula | {NOT_RUN} |"]
     ours = table.column("l2norm")
     pass_column = table.column("pass")
-    peers = [index for index in range(ours + 1, len(table.header))]
+    peers = range(ours + 1, len(table.header))
     behind, backward_behind, compared, backward_compared = [], [], 0, 0
     for row in table.rows:
         mine = peer_ratio(row[ours])

@@ -299,8 +299,8 @@ inline float normalize_row(const ElementOf<In>* x, ElementOf<Out>* y, std::int64
 
 // Rows of 16-bit inputs of at most this many bytes are normalized two at a time
 // (normalize_row_pair). A 16-bit row costs more instructions per byte than an f32 row (widening,
-// then rounding to 16 bits), so its chain from load to store is what limits short rows; f32 rows
-// of the same lengths gain nothing from pairing and keep the row-by-row loop.
+// then rounding to 16 bits), so its chain from load to store is what limits short rows; an f32
+// row's chain is shorter than its memory time, so f32 rows keep the row-by-row loop.
 template <DType In>
 inline constexpr bool kPairsShortRows = In != DType::f32;
 inline constexpr std::int64_t kPairedRowBytes = 2048;
