@@ -367,6 +367,27 @@ inline void store_bytes_memcpy(void* destination, const U32x16& raw, std::size_t
   std::memcpy(destination, &raw, bytes);
 }
 
+// The line-joining pair (LineJoiner, cpu/row_math.hpp). place_bytes: `line` with its bytes
+// [offset, offset + bytes) replaced by the first `bytes` bytes of `raw` (offset and bytes even,
+// offset + bytes <= 64). store_line_bytes: bytes [begin, end) of `line` stored to the same bytes
+// of the 64-byte aligned `destination`, no other byte written.
+inline U32x16 place_bytes_memcpy(const U32x16& line, const U32x16& raw, std::size_t offset,
+                                 std::size_t bytes) {
+  unsigned char buffer[sizeof(U32x16)];
+  std::memcpy(buffer, &line, sizeof buffer);
+  std::memcpy(buffer + offset, &raw, bytes);
+  U32x16 placed;
+  std::memcpy(&placed, buffer, sizeof placed);
+  return placed;
+}
+
+inline void store_line_bytes_memcpy(void* destination, const U32x16& line, std::size_t begin,
+                                    std::size_t end) {
+  unsigned char buffer[sizeof(U32x16)];
+  std::memcpy(buffer, &line, sizeof buffer);
+  std::memcpy(static_cast<unsigned char*>(destination) + begin, buffer + begin, end - begin);
+}
+
 #if L2NORM_CPU_X86_ISAS
 // Lanes below `words` of the 8-lane half starting at lane `first`, as an AVX2 mask.
 L2NORM_CPU_TARGET_V3 inline __m256i word_mask(std::size_t words, int first) {
@@ -430,6 +451,25 @@ L2NORM_CPU_TARGET_V4 inline void store_bytes_avx512(void* destination, const U32
   const __m512i moved = _mm512_permutexvar_epi16(index, std::bit_cast<__m512i>(raw));
   _mm512_mask_storeu_epi8(reinterpret_cast<void*>(address - offset), mask << offset, moved);
 }
+
+// In registers: a line assembled in memory from partial stores and read back whole would wait
+// for those stores (no store-to-load forwarding from several stores into one load).
+L2NORM_CPU_TARGET_V4 inline U32x16 place_bytes_avx512(const U32x16& line, const U32x16& raw,
+                                                      std::size_t offset, std::size_t bytes) {
+  const __m512i lanes = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                         16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i index = _mm512_sub_epi16(lanes, _mm512_set1_epi16(static_cast<short>(offset / 2)));
+  const __m512i moved = _mm512_permutexvar_epi16(index, std::bit_cast<__m512i>(raw));
+  const __mmask64 mask = _bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(bytes)) << offset;
+  return std::bit_cast<U32x16>(_mm512_mask_blend_epi8(mask, std::bit_cast<__m512i>(line), moved));
+}
+
+L2NORM_CPU_TARGET_V4 inline void store_line_bytes_avx512(void* destination, const U32x16& line,
+                                                         std::size_t begin, std::size_t end) {
+  const __mmask64 mask = _bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(end)) &
+                         ~_bzhi_u64(~std::uint64_t{0}, static_cast<unsigned>(begin));
+  _mm512_mask_storeu_epi8(destination, mask, std::bit_cast<__m512i>(line));
+}
 #endif
 
 // load_bytes / store_bytes: the calling kernel's instruction set's version, multiversioned like
@@ -456,6 +496,30 @@ L2NORM_CPU_TARGET_V4 inline void store_bytes(void* destination, const U32x16& ra
                                              std::size_t bytes) {
   store_bytes_avx512(destination, raw, bytes);
 }
+L2NORM_CPU_TARGET_BASELINE inline U32x16 place_bytes(const U32x16& line, const U32x16& raw,
+                                                     std::size_t offset, std::size_t bytes) {
+  return place_bytes_memcpy(line, raw, offset, bytes);
+}
+L2NORM_CPU_TARGET_V3 inline U32x16 place_bytes(const U32x16& line, const U32x16& raw,
+                                               std::size_t offset, std::size_t bytes) {
+  return place_bytes_memcpy(line, raw, offset, bytes);
+}
+L2NORM_CPU_TARGET_V4 inline U32x16 place_bytes(const U32x16& line, const U32x16& raw,
+                                               std::size_t offset, std::size_t bytes) {
+  return place_bytes_avx512(line, raw, offset, bytes);
+}
+L2NORM_CPU_TARGET_BASELINE inline void store_line_bytes(void* destination, const U32x16& line,
+                                                        std::size_t begin, std::size_t end) {
+  store_line_bytes_memcpy(destination, line, begin, end);
+}
+L2NORM_CPU_TARGET_V3 inline void store_line_bytes(void* destination, const U32x16& line,
+                                                  std::size_t begin, std::size_t end) {
+  store_line_bytes_memcpy(destination, line, begin, end);
+}
+L2NORM_CPU_TARGET_V4 inline void store_line_bytes(void* destination, const U32x16& line,
+                                                  std::size_t begin, std::size_t end) {
+  store_line_bytes_avx512(destination, line, begin, end);
+}
 #elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 4
 L2NORM_CPU_TARGET_V4 inline U32x16 load_bytes(const void* source, std::size_t bytes) {
   return load_bytes_avx512(source, bytes);
@@ -463,6 +527,14 @@ L2NORM_CPU_TARGET_V4 inline U32x16 load_bytes(const void* source, std::size_t by
 L2NORM_CPU_TARGET_V4 inline void store_bytes(void* destination, const U32x16& raw,
                                              std::size_t bytes) {
   store_bytes_avx512(destination, raw, bytes);
+}
+L2NORM_CPU_TARGET_V4 inline U32x16 place_bytes(const U32x16& line, const U32x16& raw,
+                                               std::size_t offset, std::size_t bytes) {
+  return place_bytes_avx512(line, raw, offset, bytes);
+}
+L2NORM_CPU_TARGET_V4 inline void store_line_bytes(void* destination, const U32x16& line,
+                                                  std::size_t begin, std::size_t end) {
+  store_line_bytes_avx512(destination, line, begin, end);
 }
 #elif L2NORM_CPU_X86_ISAS && L2NORM_CPU_ONLY_ISA == 3
 L2NORM_CPU_TARGET_V3 inline U32x16 load_bytes(const void* source, std::size_t bytes) {
@@ -472,12 +544,28 @@ L2NORM_CPU_TARGET_V3 inline void store_bytes(void* destination, const U32x16& ra
                                              std::size_t bytes) {
   store_bytes_avx2(destination, raw, bytes);
 }
+L2NORM_CPU_TARGET_V3 inline U32x16 place_bytes(const U32x16& line, const U32x16& raw,
+                                               std::size_t offset, std::size_t bytes) {
+  return place_bytes_memcpy(line, raw, offset, bytes);
+}
+L2NORM_CPU_TARGET_V3 inline void store_line_bytes(void* destination, const U32x16& line,
+                                                  std::size_t begin, std::size_t end) {
+  store_line_bytes_memcpy(destination, line, begin, end);
+}
 #else
 inline U32x16 load_bytes(const void* source, std::size_t bytes) {
   return load_bytes_memcpy(source, bytes);
 }
 inline void store_bytes(void* destination, const U32x16& raw, std::size_t bytes) {
   store_bytes_memcpy(destination, raw, bytes);
+}
+inline U32x16 place_bytes(const U32x16& line, const U32x16& raw, std::size_t offset,
+                          std::size_t bytes) {
+  return place_bytes_memcpy(line, raw, offset, bytes);
+}
+inline void store_line_bytes(void* destination, const U32x16& line, std::size_t begin,
+                             std::size_t end) {
+  store_line_bytes_memcpy(destination, line, begin, end);
 }
 #endif
 
@@ -561,15 +649,20 @@ inline void store_line(void* destination, const U32x16& line) {
 }  // namespace streaming
 #endif
 
-// Non-temporal store of one chunk to a 64-byte aligned address: the line goes to memory without
-// being read first, so a large output costs one write instead of a read and a write.
+// Non-temporal store of one line to a 64-byte aligned address: the line goes to memory without
+// being read first, so a large output costs one write instead of a read and a write. (An ordinary
+// store where the architecture has no such store here.)
+inline void store_streaming_line(void* destination, const U32x16& line) {
+#if defined(__x86_64__)
+  streaming::store_line(destination, line);
+#else
+  std::memcpy(destination, &line, sizeof line);
+#endif
+}
+
 template <DType T>
 inline void store_streaming(ElementOf<T>* destination, const RawOf<T>& raw) {
-#if defined(__x86_64__)
-  streaming::store_line(destination, std::bit_cast<U32x16>(raw));
-#else
-  store<T>(destination, raw);
-#endif
+  store_streaming_line(destination, std::bit_cast<U32x16>(raw));
 }
 
 // Streaming stores are weakly ordered: this makes those issued so far visible before any later

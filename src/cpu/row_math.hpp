@@ -152,12 +152,10 @@ class LineJoiner {
       line_ = line;
       begin_ = offset;
     }
-    partial::store_bytes(buffer_ + offset, std::bit_cast<U32x16>(raw), bytes);
+    pending_ = partial::place_bytes(pending_, std::bit_cast<U32x16>(raw), offset, bytes);
     end_ = offset + bytes;
     if (begin_ == 0 && end_ == kLineBytes) {
-      U32x16 whole;
-      std::memcpy(&whole, buffer_, sizeof whole);
-      streaming::store_line(line_, whole);
+      store_streaming_line(line_, pending_);
       line_ = nullptr;
     }
   }
@@ -165,15 +163,14 @@ class LineJoiner {
   // Stores the pending bytes, if any, with ordinary stores.
   void flush() {
     if (line_ == nullptr) return;
-    const std::size_t bytes = end_ - begin_;
-    partial::store_bytes(line_ + begin_, partial::load_bytes(buffer_ + begin_, bytes), bytes);
+    partial::store_line_bytes(line_, pending_, begin_, end_);
     line_ = nullptr;
   }
 
  private:
-  alignas(64) unsigned char buffer_[kLineBytes];
+  U32x16 pending_{};               // the pending line's bytes, at their offsets in the line
   unsigned char* line_ = nullptr;  // the pending line, or none
-  std::size_t begin_ = 0;          // its pending bytes: [begin_, end_) of buffer_
+  std::size_t begin_ = 0;          // its pending bytes: [begin_, end_)
   std::size_t end_ = 0;
 };
 
