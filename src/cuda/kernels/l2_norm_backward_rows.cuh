@@ -109,16 +109,27 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, L2NORM_MIN_BL
 
   const int lane = static_cast<int>(threadIdx.x % kThreadsPerRow);
   const long long vectors = args.dim / kBackwardVec;
+  const long long group_stride = static_cast<long long>(gridDim.x) * kRowsPerBlock;
+  // A thread's row in the group that starts at `first`, and where it lies.
+  const auto group_row = [&args](long long first) {
+    const long long row = first + threadIdx.x / kThreadsPerRow;
+    const bool active = row < args.rows;
+    return BackwardGroupRow{row, active,
+                            active ? backward_row_offsets(args, row) : BackwardRowOffsets{0, 0, 0}};
+  };
+  long long first_row = static_cast<long long>(blockIdx.x) * kRowsPerBlock;
+  // The first row's offsets before the wait (as rows_body.cuh does): in a chain of dependent
+  // launches their arithmetic runs while the previous kernel finishes.
+  BackwardGroupRow next = group_row(first_row);
   wait_for_previous_kernel();
   // As early as possible: the next kernel's launch then overlaps this whole kernel.
   allow_next_kernel_launch();
   // Every thread runs the same number of iterations: reductions need the whole warp or block.
-  for (long long first_row = static_cast<long long>(blockIdx.x) * kRowsPerBlock;
-       first_row < args.rows; first_row += static_cast<long long>(gridDim.x) * kRowsPerBlock) {
-    const long long row = first_row + threadIdx.x / kThreadsPerRow;
-    const bool active = row < args.rows;
-    const BackwardRowOffsets offsets =
-        active ? backward_row_offsets(args, row) : BackwardRowOffsets{0, 0, 0};
+  for (; first_row < args.rows; first_row += group_stride) {
+    const long long row = next.row;
+    const bool active = next.active;
+    const BackwardRowOffsets offsets = next.offsets;
+    if (first_row + group_stride < args.rows) next = group_row(first_row + group_stride);
 
     float dy[kValues];
     float x_or_y[kValues];

@@ -26,9 +26,6 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS)
   using namespace l2norm_kernels;
   __shared__ float scratch_f32[PairFirstConfig::kScratch];
   __shared__ double scratch_f64[PairFirstConfig::kScratch];
-  wait_for_previous_kernel();
-  // As early as possible: the next kernel's launch then overlaps this whole kernel.
-  allow_next_kernel_launch();
   // The branch is uniform over the block: every thread of a block runs one body.
   if (static_cast<long long>(blockIdx.x) < first_blocks) {
     l2_norm_rows_body<PairFirstConfig>(first, blockIdx.x, first_blocks, scratch_f32, scratch_f64);

@@ -20,8 +20,5 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, L2NORM_MIN_BL
   typedef RowsKernelConfig C;
   __shared__ float scratch_f32[C::kScratch];
   __shared__ double scratch_f64[C::kScratch];
-  wait_for_previous_kernel();
-  // As early as possible: the next kernel's launch then overlaps this whole kernel.
-  allow_next_kernel_launch();
   l2_norm_rows_body<C>(args, blockIdx.x, gridDim.x, scratch_f32, scratch_f64);
 }

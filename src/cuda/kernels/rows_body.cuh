@@ -98,21 +98,46 @@ __device__ __forceinline__ void scale_rare(const float* x, double inverse, float
   }
 }
 
+// A thread's row in the row group that starts at `first_row`, and where it lies.
+struct GroupRow {
+  long long row;
+  bool active;
+  RowOffsets offsets;
+};
+
+template <class C>
+__device__ __forceinline__ GroupRow group_row(const L2NormArgs& args, long long first_row) {
+  const long long row = first_row + threadIdx.x / C::kThreadsPerRow;
+  const bool active = row < args.rows;
+  return {row, active, active ? row_offsets(args, row) : RowOffsets{0, 0}};
+}
+
 // Normalizes the rows of `args` that fall to `block` of `blocks` blocks (block b takes row groups
 // b, b + blocks, ...). Every thread of the block must call it with the same arguments, in a block
 // of C::kBlockThreads threads; `scratch_f32` and `scratch_f64` hold C::kScratch values each.
+// The body waits for the previous kernel in the stream (dependent_launch.cuh) before its first
+// memory access, after its first row's offsets are known: in a chain of dependent launches the
+// index arithmetic (the outer dims' divisions of a strided view) runs while the previous kernel
+// finishes, and the load is the first thing that follows the wait.
 template <class C>
 __device__ __forceinline__ void l2_norm_rows_body(const L2NormArgs& args, long long block,
                                                   long long blocks, float* scratch_f32,
                                                   double* scratch_f64) {
   const int lane = static_cast<int>(threadIdx.x % C::kThreadsPerRow);
   const long long vectors = args.dim / C::kVec;
+  long long first_row = block * C::kRowsPerBlock;
+  GroupRow next = group_row<C>(args, first_row);
+  wait_for_previous_kernel();
+  // As early as possible: the next kernel's launch then overlaps this whole kernel.
+  allow_next_kernel_launch();
   // Every thread runs the same number of iterations: reductions need the whole warp or block.
-  for (long long first_row = block * C::kRowsPerBlock; first_row < args.rows;
-       first_row += blocks * C::kRowsPerBlock) {
-    const long long row = first_row + threadIdx.x / C::kThreadsPerRow;
-    const bool active = row < args.rows;
-    const RowOffsets offsets = active ? row_offsets(args, row) : RowOffsets{0, 0};
+  for (; first_row < args.rows; first_row += blocks * C::kRowsPerBlock) {
+    const long long row = next.row;
+    const bool active = next.active;
+    const RowOffsets offsets = next.offsets;
+    if (first_row + blocks * C::kRowsPerBlock < args.rows) {
+      next = group_row<C>(args, first_row + blocks * C::kRowsPerBlock);
+    }
 
     float x[C::kValues];
     load_row<C>(args.input, offsets.input, vectors, lane, active, x);
