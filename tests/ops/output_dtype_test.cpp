@@ -367,7 +367,11 @@ TEST_P(OutputDType, RstdIsTheInputDTypeCallsRstd) {
       const std::int64_t rstd_stride = 3;
       const auto rstd_of = [&](DType output, const L2NormOptions& options, HostTensor* y) {
         Buffer in(device(), input, c.rows * c.dim), out(device(), output, c.rows * c.dim);
-        Buffer rstd(device(), DType::f32, (c.rows - 1) * rstd_stride + 1);
+        // The slots between the rows' rstd values hold a sentinel the call must leave alone.
+        constexpr float kUntouched = -7.0f;
+        std::vector<float> all(std::size_t((c.rows - 1) * rstd_stride + 1), kUntouched);
+        Buffer rstd(device(), DType::f32, std::int64_t(all.size()));
+        rstd.copy_from_host(all.data(), all.size() * sizeof(float));
         in.copy_from_host(x.data(), x.bytes());
         {
           CommandEncoder encoder(device());
@@ -376,11 +380,14 @@ TEST_P(OutputDType, RstdIsTheInputDTypeCallsRstd) {
           encoder.wait();
         }
         out.copy_to_host(y->data(), y->bytes());
-        std::vector<float> all(std::size_t((c.rows - 1) * rstd_stride + 1));
         rstd.copy_to_host(all.data(), all.size() * sizeof(float));
         std::vector<float> values;
-        for (std::int64_t row = 0; row < c.rows; ++row) {
-          values.push_back(all[std::size_t(row * rstd_stride)]);
+        for (std::size_t i = 0; i < all.size(); ++i) {
+          if (i % std::size_t(rstd_stride) == 0) {
+            values.push_back(all[i]);
+          } else {
+            EXPECT_EQ(all[i], kUntouched) << "rstd slot " << i << " between rows was written";
+          }
         }
         return values;
       };

@@ -120,13 +120,6 @@ struct BackwardRowOffsets {
   long long dx;
 };
 
-// A thread's row in a row group, and where it lies.
-struct BackwardGroupRow {
-  long long row;
-  bool active;
-  BackwardRowOffsets offsets;
-};
-
 // Divisions only for views whose leading dims could not be merged into one (outer_step,
 // row_math.cuh).
 __device__ __forceinline__ BackwardRowOffsets backward_row_offsets(const L2NormBackwardArgs& args,

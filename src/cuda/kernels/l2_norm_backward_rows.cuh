@@ -99,6 +99,16 @@ __device__ __forceinline__ GradientFactor rare_row_factor(const float (&x)[kValu
 #endif
 }  // namespace l2norm_kernels
 
+namespace l2norm_kernels {
+// The offsets of a thread's row in the row group that starts at `first_row` (zero past the last
+// row).
+__device__ __forceinline__ BackwardRowOffsets backward_group_offsets(const L2NormBackwardArgs& args,
+                                                                     long long first_row) {
+  const long long row = first_row + threadIdx.x / kThreadsPerRow;
+  return row < args.rows ? backward_row_offsets(args, row) : BackwardRowOffsets{0, 0, 0};
+}
+}  // namespace l2norm_kernels
+
 extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, L2NORM_MIN_BLOCKS)
     l2_norm_backward_rows(const L2NormBackwardArgs args) {
   using namespace l2norm_kernels;
@@ -109,27 +119,25 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, L2NORM_MIN_BL
 
   const int lane = static_cast<int>(threadIdx.x % kThreadsPerRow);
   const long long vectors = args.dim / kBackwardVec;
-  const long long group_stride = static_cast<long long>(gridDim.x) * kRowsPerBlock;
-  // A thread's row in the group that starts at `first`, and where it lies.
-  const auto group_row = [&args](long long first) {
-    const long long row = first + threadIdx.x / kThreadsPerRow;
-    const bool active = row < args.rows;
-    return BackwardGroupRow{row, active,
-                            active ? backward_row_offsets(args, row) : BackwardRowOffsets{0, 0, 0}};
-  };
   long long first_row = static_cast<long long>(blockIdx.x) * kRowsPerBlock;
-  // The first row's offsets before the wait (as rows_body.cuh does): in a chain of dependent
-  // launches their arithmetic runs while the previous kernel finishes.
-  BackwardGroupRow next = group_row(first_row);
+  if (first_row >= args.rows) return;
+  // The latency layout (decode-sized batches, one group per block) computes its first group's
+  // offsets before the wait, as rows_body.cuh does: in a chain of dependent launches their
+  // arithmetic runs while the previous kernel finishes. The other layouts compute each group's at
+  // the top of its iteration: offsets carried across the loop would cost them the registers their
+  // launch bounds leave no room for.
+  constexpr bool kOffsetsBeforeWait = kStoreFirst;
+  BackwardRowOffsets offsets{0, 0, 0};
+  if constexpr (kOffsetsBeforeWait) offsets = backward_group_offsets(args, first_row);
   wait_for_previous_kernel();
   // As early as possible: the next kernel's launch then overlaps this whole kernel.
   allow_next_kernel_launch();
   // Every thread runs the same number of iterations: reductions need the whole warp or block.
-  for (; first_row < args.rows; first_row += group_stride) {
-    const long long row = next.row;
-    const bool active = next.active;
-    const BackwardRowOffsets offsets = next.offsets;
-    if (first_row + group_stride < args.rows) next = group_row(first_row + group_stride);
+  for (;;) {
+    // Recomputed rather than carried over with the offsets: fewer values live across the loop.
+    const long long row = first_row + threadIdx.x / kThreadsPerRow;
+    const bool active = row < args.rows;
+    if constexpr (!kOffsetsBeforeWait) offsets = backward_group_offsets(args, first_row);
 
     float dy[kValues];
     float x_or_y[kValues];
@@ -173,5 +181,8 @@ extern "C" __global__ void __launch_bounds__(L2NORM_BLOCK_THREADS, L2NORM_MIN_BL
     row_gradient(dy, x_or_y, factor, args.scale, scratch_f32, dx);
     if (active) store_row(args.dx, offsets.dx, vectors, lane, dx);
 #endif
+    first_row += static_cast<long long>(gridDim.x) * kRowsPerBlock;
+    if (first_row >= args.rows) return;
+    if constexpr (kOffsetsBeforeWait) offsets = backward_group_offsets(args, first_row);
   }
 }

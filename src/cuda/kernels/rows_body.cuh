@@ -98,18 +98,12 @@ __device__ __forceinline__ void scale_rare(const float* x, double inverse, float
   }
 }
 
-// A thread's row in the row group that starts at `first_row`, and where it lies.
-struct GroupRow {
-  long long row;
-  bool active;
-  RowOffsets offsets;
-};
-
+// The offsets of a thread's row in the row group that starts at `first_row` (zero past the last
+// row).
 template <class C>
-__device__ __forceinline__ GroupRow group_row(const L2NormArgs& args, long long first_row) {
+__device__ __forceinline__ RowOffsets group_offsets(const L2NormArgs& args, long long first_row) {
   const long long row = first_row + threadIdx.x / C::kThreadsPerRow;
-  const bool active = row < args.rows;
-  return {row, active, active ? row_offsets(args, row) : RowOffsets{0, 0}};
+  return row < args.rows ? row_offsets(args, row) : RowOffsets{0, 0};
 }
 
 // Normalizes the rows of `args` that fall to `block` of `blocks` blocks (block b takes row groups
@@ -126,18 +120,18 @@ __device__ __forceinline__ void l2_norm_rows_body(const L2NormArgs& args, long l
   const int lane = static_cast<int>(threadIdx.x % C::kThreadsPerRow);
   const long long vectors = args.dim / C::kVec;
   long long first_row = block * C::kRowsPerBlock;
-  GroupRow next = group_row<C>(args, first_row);
+  if (first_row >= args.rows) return;
+  RowOffsets offsets = group_offsets<C>(args, first_row);
   wait_for_previous_kernel();
   // As early as possible: the next kernel's launch then overlaps this whole kernel.
   allow_next_kernel_launch();
   // Every thread runs the same number of iterations: reductions need the whole warp or block.
-  for (; first_row < args.rows; first_row += blocks * C::kRowsPerBlock) {
-    const long long row = next.row;
-    const bool active = next.active;
-    const RowOffsets offsets = next.offsets;
-    if (first_row + blocks * C::kRowsPerBlock < args.rows) {
-      next = group_row<C>(args, first_row + blocks * C::kRowsPerBlock);
-    }
+  // A later group's offsets are computed where the previous group ends, so no more values stay
+  // live across an iteration than the group's own.
+  for (;;) {
+    // Recomputed rather than carried over with the offsets: fewer values live across the loop.
+    const long long row = first_row + threadIdx.x / C::kThreadsPerRow;
+    const bool active = row < args.rows;
 
     float x[C::kValues];
     load_row<C>(args.input, offsets.input, vectors, lane, active, x);
@@ -181,6 +175,9 @@ __device__ __forceinline__ void l2_norm_rows_body(const L2NormArgs& args, long l
         store_rstd(args, row, rare ? __double2float_rn(rare_inverse) : inverse);
       }
     }
+    first_row += blocks * C::kRowsPerBlock;
+    if (first_row >= args.rows) return;
+    offsets = group_offsets<C>(args, first_row);
   }
 }
 
